@@ -1,0 +1,137 @@
+"""``python -m assistant``: ingest, search, ask, list and delete documents, download models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    ingest = sub.add_parser("ingest", help="add files or folders to the knowledge base")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    search = sub.add_parser("search", help="search the knowledge base by text and/or image")
+    search.add_argument("text", nargs="?", default="")
+    search.add_argument("--image", type=Path, action="append", default=[])
+    search.add_argument("--k", type=int, default=None)
+    search.add_argument("--json", action="store_true", help="print hits as JSON")
+    ask = sub.add_parser("ask", help="ask the assistant; the answer streams to stdout")
+    ask.add_argument("text")
+    ask.add_argument("--image", type=Path, action="append", default=[])
+    ask.add_argument("--no-knowledge", action="store_true")
+    sub.add_parser("docs", help="list the documents in the knowledge base")
+    delete = sub.add_parser("delete", help="delete a document and everything it produced")
+    delete.add_argument("doc_id")
+    sub.add_parser("download", help="fetch the configured models into the Hugging Face cache")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = settings or Settings()
+    from assistant.composition import configure_environment
+
+    configure_environment(settings)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _knowledge(settings: Settings):
+    from assistant.composition import build_knowledge
+
+    return build_knowledge(settings)
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    reports = _knowledge(settings).ingest(args.paths)
+    for r in reports:
+        detail = r.error if r.status == "failed" else f"{r.chunks} chunks"
+        print(f"{r.status:9} {r.source}: {detail}")
+    ok = sum(r.ok for r in reports)
+    print(f"{ok} of {len(reports)} files ingested or already present")
+    return 0 if ok else 1
+
+
+def cmd_search(args, settings: Settings) -> int:
+    if not args.text and not args.image:
+        print("error: give search text, --image, or both", file=sys.stderr)
+        return 2
+    hits = _knowledge(settings).search(args.text, args.image, k=args.k or settings.retrieval.k)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.chunk.text.split())[:100]
+        print(f"[{i}] {h.score:.3f} {h.chunk.kind:5} {h.source} ({h.chunk.locator}) {snippet}")
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from assistant.composition import build_pipeline
+    from assistant.pipeline import Completed, Retrieved, Token
+    from assistant.types import ChatRequest, GenerationParams
+
+    pipeline = build_pipeline(settings)
+    params = GenerationParams(settings.model.max_new_tokens, settings.model.temperature)
+    request = ChatRequest(args.text, tuple(args.image), params=params, use_knowledge=not args.no_knowledge)
+    sources = ()
+    for event in pipeline.answer(request):
+        if isinstance(event, Retrieved):
+            sources = event.sources
+            if event.notice:
+                print(f"note: {event.notice}", file=sys.stderr)
+        elif isinstance(event, Token):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Completed):
+            print()
+            for s in sources:
+                mark = "*" if s.number in event.cited else " "
+                print(f"{mark}[{s.number}] {s.name} ({s.locator}) score {s.score:.3f}")
+    return 0
+
+
+def cmd_docs(args, settings: Settings) -> int:
+    docs = _knowledge(settings).documents()
+    for d in docs:
+        print(f"{d.doc_id}  {d.kind:5}  {d.chunks:4} chunks  {d.source}")
+    print(f"{len(docs)} documents")
+    return 0
+
+
+def cmd_delete(args, settings: Settings) -> int:
+    info = _knowledge(settings).delete(args.doc_id)
+    print(f"deleted {info.source} ({info.chunks} chunks)")
+    return 0
+
+
+def cmd_download(args, settings: Settings) -> int:
+    """Fetch models ahead of time, for machines that will run without network (air-gapped sites)."""
+    from huggingface_hub import snapshot_download
+
+    from assistant.composition import default_checkpoint
+
+    checkpoints = [settings.model.checkpoint] if settings.model.checkpoint else [
+        default_checkpoint(True), default_checkpoint(False)]
+    for checkpoint in [*checkpoints, settings.retrieval.embedder]:
+        if Path(checkpoint).expanduser().is_dir():
+            print(f"{checkpoint}: local folder, nothing to download")
+            continue
+        try:
+            print(f"{checkpoint}: {snapshot_download(checkpoint)}")
+        except Exception as exc:  # network and hub errors come in many types; name the model and stop
+            raise AssistantError(f"Could not download '{checkpoint}': {exc}") from exc
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
+            "delete": cmd_delete, "download": cmd_download}

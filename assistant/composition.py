@@ -1,0 +1,71 @@
+"""The composition root: everything is built from one ``Settings`` here, and nowhere at import time."""
+
+from __future__ import annotations
+
+import os
+
+from assistant.knowledge import Knowledge, translated_errors
+from assistant.loading import Background
+from assistant.models.base import LazyModel
+from assistant.pipeline import AnswerPipeline
+from assistant.settings import CPU_DEFAULT_CHECKPOINT, GPU_DEFAULT_CHECKPOINT, Settings
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def configure_environment(settings: Settings) -> None:
+    """Process-wide switches, set by an entry point before transformers or gradio are imported."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if settings.offline:
+        os.environ.update(OFFLINE_ENV)
+
+
+def default_checkpoint(cuda_available: bool) -> str:
+    return GPU_DEFAULT_CHECKPOINT if cuda_available else CPU_DEFAULT_CHECKPOINT
+
+
+def build_model(settings: Settings) -> LazyModel:
+    from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
+
+    s = settings.model
+
+    def load():
+        checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
+        plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
+                                quantization=s.quantization, double_quant=s.double_quant)
+        return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels)
+
+    return LazyModel(s.checkpoint or "default model", Background("model", load))
+
+
+def build_knowledge(settings: Settings) -> Knowledge:
+    from retrieval.embedders import TransformersEmbedder
+    from retrieval.store import KnowledgeBase
+
+    r = settings.retrieval
+
+    def load():
+        with translated_errors():
+            embedder = TransformersEmbedder.from_pretrained(r.embedder)
+            return KnowledgeBase.open(settings.data_dir, embedder, collection=r.collection,
+                                      chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap)
+
+    return Knowledge(Background("knowledge base", load), max_pixels=settings.model.max_pixels)
+
+
+def build_pipeline(settings: Settings, *, start: bool = True) -> AnswerPipeline:
+    """The whole assistant. With ``start`` the model and knowledge base begin loading in the background."""
+    model = build_model(settings)
+    knowledge = build_knowledge(settings) if settings.retrieval.enabled else None
+    if start:
+        model.start()
+        if knowledge is not None:
+            knowledge.start()
+    return AnswerPipeline(model, knowledge, k=settings.retrieval.k, min_score=settings.retrieval.min_score)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,74 @@
+"""The knowledge base as the assistant sees it: loaded in the background, retrieval errors translated
+into ``KnowledgeError`` once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from assistant.errors import KnowledgeError
+from assistant.images import load_image
+from assistant.loading import Background, LoadStatus
+from retrieval import DocumentInfo, Hit, IngestReport, RetrievalError
+from retrieval.store import KnowledgeBase
+
+Progress = Callable[[float, str], None]
+
+
+@contextmanager
+def translated_errors():
+    try:
+        yield
+    except RetrievalError as exc:
+        raise KnowledgeError(str(exc)) from exc
+
+
+class Knowledge:
+    def __init__(self, loader: Background[KnowledgeBase], *, max_pixels: int = 1024 * 1024):
+        self.loader = loader
+        self.max_pixels = max_pixels
+
+    @classmethod
+    def ready(cls, kb: KnowledgeBase) -> Knowledge:
+        """Wrap an already open knowledge base (tests, the CLI)."""
+        loader = Background("knowledge base", lambda: kb)
+        loader.get()
+        return cls(loader)
+
+    def start(self) -> Knowledge:
+        self.loader.start()
+        return self
+
+    def status(self) -> LoadStatus:
+        return self.loader.status()
+
+    def _kb(self) -> KnowledgeBase:
+        with translated_errors():
+            return self.loader.get()
+
+    def ingest(self, paths: Iterable[Path], progress: Progress | None = None,
+               names: Sequence[str] | None = None) -> list[IngestReport]:
+        """Ingest files and folders; ``names`` gives display names for uploads (one per path)."""
+        kb = self._kb()
+        with translated_errors():
+            return kb.ingest_paths(paths, progress, sources=names)
+
+    def search(self, text: str | None = None, images: Sequence[Path] = (), *, k: int = 4) -> list[Hit]:
+        kb = self._kb()
+        pictures = [load_image(p, self.max_pixels) for p in images]
+        with translated_errors():
+            return kb.search(text, pictures, k=k)
+
+    def documents(self) -> list[DocumentInfo]:
+        kb = self._kb()
+        with translated_errors():
+            return kb.documents()
+
+    def delete(self, doc_id: str) -> DocumentInfo:
+        kb = self._kb()
+        with translated_errors():
+            return kb.delete(doc_id)
+
+    def count(self) -> int:
+        return self._kb().count()

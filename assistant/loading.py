@@ -1,0 +1,79 @@
+"""Load something slow (a model, an embedder) in a background thread and report its state, so the app
+is served at once and shows what it is waiting for."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from assistant.errors import AssistantError
+
+T = TypeVar("T")
+State = Literal["idle", "loading", "ready", "failed"]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    label: str
+    state: State
+    message: str
+
+
+class Background(Generic[T]):
+    def __init__(self, label: str, factory: Callable[[], T]):
+        self.label = label
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._state: State = "idle"
+        self._value: T | None = None
+        self._error: AssistantError | None = None
+        self._started_at = 0.0
+
+    def start(self) -> Background[T]:
+        with self._lock:
+            if self._state != "idle":
+                return self
+            self._state, self._started_at = "loading", time.monotonic()
+        threading.Thread(target=self._run, name=f"load-{self.label}", daemon=True).start()
+        return self
+
+    def get(self, timeout: float | None = None) -> T:
+        """The loaded value; waits for it. Raises the load's ``AssistantError`` if it failed."""
+        self.start()
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self.label} is still loading")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    @property
+    def ready(self) -> bool:
+        return self._state == "ready"
+
+    def status(self) -> LoadStatus:
+        if self._state == "loading":
+            elapsed = time.monotonic() - self._started_at
+            return LoadStatus(self.label, "loading", f"{self.label}: loading ({elapsed:.0f} s)")
+        if self._state == "failed":
+            return LoadStatus(self.label, "failed", str(self._error))
+        return LoadStatus(self.label, self._state, f"{self.label}: {self._state}")
+
+    def _run(self) -> None:
+        try:
+            value = self._factory()
+        except AssistantError as exc:
+            self._error, self._state = exc, "failed"
+            log.error("%s failed to load: %s", self.label, exc)
+        except BaseException as exc:  # an unexpected failure must still end "loading" and be seen
+            self._error, self._state = AssistantError(f"{self.label} failed to load: {exc!r}"), "failed"
+            log.exception("%s failed to load", self.label)
+        else:
+            self._value, self._state = value, "ready"
+        finally:
+            self._done.set()

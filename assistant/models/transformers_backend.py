@@ -1,0 +1,227 @@
+"""Local backend: ``AutoModelForImageTextToText`` + ``AutoProcessor``, prompt from the processor's own
+chat template, tokens streamed from a background generation thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import GenerationError, ModelLoadError
+from assistant.images import load_image
+from assistant.types import ChatTurn, GenerationParams
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How to load a checkpoint on this machine, decided once from the settings."""
+
+    checkpoint: str
+    device: str  # "cuda" | "cpu"
+    dtype: str  # "bfloat16" | "float16" | "float32"
+    quantization: str  # "none" | "4bit" | "8bit"
+    double_quant: bool = False
+
+    @classmethod
+    def resolve(cls, checkpoint: str, *, device: str = "auto", dtype: str = "auto",
+                quantization: str = "auto", double_quant: bool = False,
+                cuda_available: bool | None = None, bf16_supported: bool = True) -> LoadPlan:
+        if cuda_available is None:
+            import torch
+
+            cuda_available = torch.cuda.is_available()
+            bf16_supported = cuda_available and torch.cuda.is_bf16_supported()
+        if device == "cuda" and not cuda_available:
+            raise ModelLoadError(
+                f"Cannot load '{checkpoint}' on CUDA: no CUDA GPU is visible to this process. "
+                "Set ASSISTANT_MODEL__DEVICE=cpu (and ASSISTANT_MODEL__QUANTIZATION=none) to run on the CPU.")
+        device = ("cuda" if cuda_available else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            dtype = "float32" if device == "cpu" else ("bfloat16" if bf16_supported else "float16")
+        if quantization == "auto":
+            quantization = "4bit" if device == "cuda" else "none"
+        return cls(checkpoint, device, dtype, quantization, double_quant)
+
+
+class TransformersVisionModel:
+    def __init__(self, model, processor, *, name: str, max_pixels: int):
+        self.model = model
+        self.processor = processor
+        self.name = name
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+
+    @classmethod
+    def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int) -> TransformersVisionModel:
+        """Load the checkpoint per ``plan``; every failure becomes one ``ModelLoadError``."""
+        _check_local_folder(plan.checkpoint)
+        try:
+            import torch
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(plan.checkpoint)
+            model = AutoModelForImageTextToText.from_pretrained(plan.checkpoint, **_load_kwargs(plan))
+            if plan.quantization == "none":
+                model = model.to(plan.device)
+        except Exception as exc:
+            raise load_error(plan, exc) from exc
+        log.info("loaded %s on %s (%s, %s)", plan.checkpoint, plan.device, plan.dtype, plan.quantization)
+        return cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels)
+
+    def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
+        inputs = self._inputs(turns)  # bad images fail here, before any thread starts
+        return self._generate_stream(inputs, params)
+
+    def _inputs(self, turns: Sequence[ChatTurn]):
+        messages = [
+            {"role": t.role, "content": [{"type": "image", "image": load_image(p, self.max_pixels)}
+                                         for p in t.images] + [{"type": "text", "text": t.text}]}
+            for t in turns
+        ]
+        inputs = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+        return inputs.to(self.model.device)
+
+    def _generate_stream(self, inputs, params: GenerationParams) -> Iterator[str]:
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+        out: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        class _Streamer(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    out.put(text)
+
+        class _StopOnEvent(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                import torch
+
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        kwargs = dict(**inputs, max_new_tokens=params.max_new_tokens,
+                      streamer=_Streamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True),
+                      stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
+                      **_sampling(params), pad_token_id=self._pad_token_id())
+        worker = threading.Thread(target=self._run, args=(kwargs, out), name="generate", daemon=True)
+        with self._lock:
+            worker.start()
+            try:
+                yield from _drain(out)
+            finally:
+                stop.set()  # reached on normal end, on error, and when the consumer closes the stream
+                worker.join()
+
+    def _run(self, kwargs: dict, out: queue.Queue) -> None:
+        import torch
+
+        try:
+            with torch.inference_mode():
+                self.model.generate(**kwargs)
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            out.put(exc)
+        finally:
+            out.put(_END)
+
+    def _pad_token_id(self):
+        tokenizer = self.processor.tokenizer
+        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _drain(out: queue.Queue) -> Iterator[str]:
+    while (item := out.get()) is not _END:
+        if isinstance(item, BaseException):
+            raise _generation_error(item) from item
+        yield item
+
+
+def _sampling(params: GenerationParams) -> dict:
+    if params.temperature <= 0:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return {"do_sample": True, "temperature": params.temperature}
+
+
+def _generation_error(exc: BaseException) -> BaseException:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return GenerationError("The GPU ran out of memory while answering. Try fewer or smaller images, "
+                               "a shorter conversation, or lower ASSISTANT_MODEL__MAX_PIXELS.")
+    return exc
+
+
+def _load_kwargs(plan: LoadPlan) -> dict:
+    import torch
+
+    dtype = getattr(torch, plan.dtype)
+    if plan.quantization == "none":
+        return {"dtype": dtype}
+    from transformers import BitsAndBytesConfig
+
+    if plan.quantization == "4bit":
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=plan.double_quant)
+    else:
+        quant = BitsAndBytesConfig(load_in_8bit=True)
+    device_map = {"": 0} if plan.device == "cuda" else {"": "cpu"}
+    return {"dtype": dtype, "quantization_config": quant, "device_map": device_map}
+
+
+def _check_local_folder(checkpoint: str) -> None:
+    looks_local = checkpoint.startswith(("/", "./", "../", "~")) or checkpoint.count("/") > 1
+    if looks_local and not Path(checkpoint).expanduser().is_dir():
+        raise ModelLoadError(
+            f"The model folder '{checkpoint}' does not exist. Set ASSISTANT_MODEL__CHECKPOINT to a folder "
+            "holding a saved model (config.json, weights, processor files) or to a Hugging Face model id.")
+
+
+def load_error(plan: LoadPlan, exc: BaseException) -> ModelLoadError:
+    """Say what went wrong loading ``plan.checkpoint`` and which setting fixes it."""
+    name, var = plan.checkpoint, "ASSISTANT_MODEL__CHECKPOINT"
+    if _is_oom(exc):
+        return ModelLoadError(
+            f"Not enough {'GPU ' if plan.device == 'cuda' else ''}memory to load '{name}' "
+            f"({plan.dtype}, quantization {plan.quantization}). Choose a smaller model with {var} or "
+            "set ASSISTANT_MODEL__QUANTIZATION=4bit.")
+    if isinstance(exc, ImportError) or "bitsandbytes" in str(exc).lower():
+        return ModelLoadError(
+            f"Cannot load '{name}' with {plan.quantization} quantization: {_first_line(exc)}. Install "
+            "bitsandbytes, or set ASSISTANT_MODEL__QUANTIZATION=none.")
+    if _is_not_found(exc):
+        return ModelLoadError(
+            f"The model '{name}' is not in the local Hugging Face cache and could not be downloaded "
+            f"(offline, or no such model). On a connected machine run `python -m assistant download`, "
+            f"or set {var} to a local model folder.")
+    return ModelLoadError(f"Could not load the model '{name}': {_first_line(exc)}. Set {var} to a "
+                          "supported image-text-to-text checkpoint.")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    from huggingface_hub import errors as hub_errors
+
+    hub = (hub_errors.LocalEntryNotFoundError, hub_errors.RepositoryNotFoundError,
+           hub_errors.OfflineModeIsEnabled, hub_errors.EntryNotFoundError)
+    chain, seen = exc, 0
+    while chain is not None and seen < 10:
+        if isinstance(chain, hub):
+            return True
+        chain, seen = chain.__cause__ or chain.__context__, seen + 1
+    return isinstance(exc, OSError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,84 @@
+"""One Settings object, built at the entry point and passed down. Environment prefix ``ASSISTANT_``,
+nested sections joined by ``__`` (``ASSISTANT_MODEL__CHECKPOINT``). Reading it touches nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
+CPU_DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolVLM-256M-Instruct"
+DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
+
+
+class ModelSettings(BaseModel):
+    checkpoint: str | None = Field(
+        None, description=f"Hub id or local folder of the vision-language model. Default: "
+        f"`{GPU_DEFAULT_CHECKPOINT}` with CUDA, `{CPU_DEFAULT_CHECKPOINT}` without.")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="Where the model runs.")
+    quantization: Literal["auto", "none", "4bit", "8bit"] = Field(
+        "auto", description="`auto`: 4-bit NF4 on CUDA, none on the CPU. `4bit` on the CPU works "
+        "(bitsandbytes), slowly.")
+    double_quant: bool = Field(
+        False, description="Double quantisation for 4-bit: saves ~0.4 bit/weight, measured at half "
+        "the decode speed, so off by default.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Compute dtype. `auto`: bfloat16 on CUDA (float16 where unsupported), "
+        "float32 on the CPU.")
+    max_pixels: int = Field(
+        1024 * 28 * 28, ge=28 * 28, description="Images are resized to at most this many pixels before "
+        "the model sees them (Qwen2.5-VL: one visual token per 28x28 pixels).")
+    max_new_tokens: int = Field(512, ge=1, le=8192, description="Default answer length bound.")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="Default sampling temperature; 0 is greedy.")
+
+
+class RetrievalSettings(BaseModel):
+    enabled: bool = Field(True, description="Use the knowledge base when answering.")
+    embedder: str = Field(DEFAULT_EMBEDDER, description="CLIP/SigLIP-family checkpoint or folder that "
+                          "embeds text and images into one space.")
+    collection: str = Field("knowledge", min_length=3, description="Chroma collection name.")
+    k: int = Field(4, ge=1, le=50, description="Sources given to the model per question.")
+    min_score: float = Field(0.0, ge=-1.0, le=1.0, description="Hits below this cosine similarity "
+                             "are not used as sources.")
+    chunk_size: int = Field(500, ge=50, description="Characters per text chunk.")
+    chunk_overlap: int = Field(50, ge=0, description="Characters shared by neighbouring chunks.")
+
+
+class UISettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the web app binds; `0.0.0.0` exposes it to "
+                      "the network (put authentication in front first).")
+    port: int = Field(7860, ge=1, le=65535, description="Port of the web app.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="Where the knowledge base lives (Chroma, "
+                           "thumbnails).")
+    offline: bool = Field(False, description="Never contact a model hub: load only from the cache or "
+                          "local folders.")
+    model: ModelSettings = ModelSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    ui: UISettings = UISettings()
+
+
+def documented_variables() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the README's configuration table."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub, subfield in annotation.model_fields.items():
+                rows.append((f"ASSISTANT_{name.upper()}__{sub.upper()}", _default(subfield),
+                             subfield.description or ""))
+        else:
+            rows.append((f"ASSISTANT_{name.upper()}", _default(field), field.description or ""))
+    return rows
+
+
+def _default(field) -> str:
+    return "(see description)" if field.default is None else f"`{field.default}`"

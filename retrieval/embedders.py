@@ -1,0 +1,105 @@
+"""Embedders put text and images into one L2-normalised space (CLIP / SigLIP family)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from retrieval.errors import EmbedderLoadError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text and images into one shared space; every row has unit length."""
+
+    name: str
+    dim: int
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_images(self, images: Sequence[Image]) -> np.ndarray: ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class TransformersEmbedder:
+    """A dual encoder loaded with ``AutoModel`` (CLIPModel, SiglipModel, ...)."""
+
+    def __init__(self, model, processor, *, name: str, batch_size: int = 32):
+        self.model = model
+        self.processor = processor
+        self.name = name
+        self.batch_size = batch_size
+        self.dim = int(self.embed_texts(["dimension probe"]).shape[1])
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersEmbedder:
+        try:
+            from transformers import AutoModel, AutoProcessor
+
+            model = AutoModel.from_pretrained(checkpoint).to(device).eval()
+            processor = AutoProcessor.from_pretrained(checkpoint)
+        except (OSError, ValueError) as exc:
+            where = "folder" if Path(checkpoint).expanduser().exists() else "checkpoint"
+            raise EmbedderLoadError(
+                f"Could not load the embedding model {where} '{checkpoint}': {_first_line(exc)}. "
+                "It must be a CLIP/SigLIP-style model in the local Hugging Face cache or a local folder; "
+                "set ASSISTANT_RETRIEVAL__EMBEDDER to one that is."
+            ) from exc
+        return cls(model, processor, name=checkpoint)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._batched(list(texts), self._text_batch)
+
+    def embed_images(self, images: Sequence[Image]) -> np.ndarray:
+        return self._batched([im.convert("RGB") for im in images], self._image_batch)
+
+    def _batched(self, items: list, encode) -> np.ndarray:
+        if not items:
+            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        parts = [encode(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
+        return normalise(np.concatenate(parts))
+
+    def _text_batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        # Padding to the model's full length is how SigLIP was trained and is harmless for CLIP,
+        # whose pooling reads the first end-of-text token.
+        inputs = self.processor(text=texts, padding="max_length", truncation=True,
+                                max_length=self._max_text_length(), return_tensors="pt")
+        with torch.inference_mode():
+            out = self.model.get_text_features(**inputs.to(self.model.device))
+        return _tensor(out)
+
+    def _image_batch(self, images: list) -> np.ndarray:
+        import torch
+
+        inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.get_image_features(**inputs)
+        return _tensor(out)
+
+    def _max_text_length(self) -> int:
+        limit = self.model.config.text_config.max_position_embeddings
+        return min(limit, self.processor.tokenizer.model_max_length or limit)
+
+
+def _tensor(out) -> np.ndarray:
+    # transformers 5 may return an output object rather than a tensor.
+    tensor = out if hasattr(out, "detach") else out.pooler_output
+    return tensor.detach().float().cpu().numpy()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

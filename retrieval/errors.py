@@ -1,0 +1,25 @@
+"""Errors the retrieval layer raises on purpose. Their message is written for the user."""
+
+
+class RetrievalError(Exception):
+    """Base of every deliberate retrieval failure."""
+
+
+class UnsupportedFileError(RetrievalError):
+    pass
+
+
+class UnreadableFileError(RetrievalError):
+    pass
+
+
+class EmbedderMismatchError(RetrievalError):
+    pass
+
+
+class EmbedderLoadError(RetrievalError):
+    pass
+
+
+class DocumentNotFoundError(RetrievalError):
+    pass

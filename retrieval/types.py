@@ -1,0 +1,62 @@
+"""Value types shared by loaders, the knowledge base and its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["text", "image"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One embedded unit: a passage of text or a whole image."""
+
+    id: str
+    doc_id: str
+    source: str
+    kind: Kind
+    text: str
+    locator: str
+    thumbnail: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    def to_dict(self) -> dict:
+        c = self.chunk
+        return {
+            "id": c.id, "doc_id": c.doc_id, "source": c.source, "kind": c.kind, "locator": c.locator,
+            "text": c.text, "thumbnail": c.thumbnail, "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    doc_id: str
+    source: str
+    kind: Kind
+    chunks: int
+
+
+IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    source: str
+    status: IngestStatus
+    doc_id: str | None = None
+    chunks: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"

@@ -1,0 +1,20 @@
+"""``python -m ui``: build everything from the settings and serve the app."""
+
+import logging
+
+from assistant.composition import build_pipeline, configure_environment
+from assistant.settings import Settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    configure_environment(settings)  # before gradio or transformers are imported
+    from ui.app import create_app, launch
+
+    pipeline = build_pipeline(settings)
+    launch(create_app(pipeline, settings), settings)
+
+
+if __name__ == "__main__":
+    main()
