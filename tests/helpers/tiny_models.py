@@ -82,6 +82,7 @@ def build_qwen2_5_vl(out: Path, *, hidden: int = 64) -> Path:
             max_position_embeddings=4096,
             rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},  # sums to head_dim / 2
             eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+            bos_token_id=ids["<|endoftext|>"],
         ),
         vision_config=dict(
             depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,

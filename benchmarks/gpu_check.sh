@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every GPU check of this project in one run, for a lent GPU machine (its image has torch, transformers,
+# accelerate, pytest; bitsandbytes and the pinned transformers travel as wheels in .whl/, made by
+# ../shared/gpu/wheels.sh bitsandbytes==0.50.2 transformers==5.24.0). Writes results under ${OUT:-.}.
+set -uo pipefail
+out=${OUT:-benchmarks/results}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site:$PWD || exit 1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
+python3 -m pytest -q -p no:cacheprovider -o addopts= -m gpu tests/gpu 2>&1 | tee "$out/gpu_tests.txt"
+python3 benchmarks/gpu_smoke.py --shape 3b --out "$out/gpu_smoke.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu_smoke.txt"

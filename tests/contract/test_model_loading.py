@@ -1,0 +1,53 @@
+"""Loading failures become one clear message that names the checkpoint and the variable to set."""
+
+import pytest
+
+from assistant.errors import InputError, ModelLoadError
+from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
+from assistant.types import ChatTurn, GenerationParams
+
+
+def load(checkpoint, **kw):
+    return TransformersVisionModel.from_pretrained(LoadPlan.resolve(checkpoint, device="cpu", **kw),
+                                                   max_pixels=10_000)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist.*ASSISTANT_MODEL__CHECKPOINT"):
+        load(str(tmp_path / "nope"))
+
+
+def test_not_in_cache_while_offline():
+    with pytest.raises(ModelLoadError) as err:
+        load("example-org/not-a-cached-model")
+    message = str(err.value)
+    assert "example-org/not-a-cached-model" in message and "ASSISTANT_MODEL__CHECKPOINT" in message
+    assert "not in the local Hugging Face cache" in message and "Traceback" not in message
+
+
+def test_folder_that_is_not_a_vision_model(tmp_path, tiny_models):
+    with pytest.raises(ModelLoadError, match="clip.*ASSISTANT_MODEL__CHECKPOINT"):
+        load(str(tiny_models["clip"]))
+
+
+def test_cuda_requested_without_cuda():
+    with pytest.raises(ModelLoadError, match="ASSISTANT_MODEL__DEVICE=cpu"):
+        LoadPlan.resolve("Qwen/Qwen2.5-VL-3B-Instruct", device="cuda", cuda_available=False)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "bf16", "expected"),
+    [(True, True, ("cuda", "bfloat16", "4bit")), (True, False, ("cuda", "float16", "4bit")),
+     (False, False, ("cpu", "float32", "none"))],
+)
+def test_auto_plan(cuda, bf16, expected):
+    plan = LoadPlan.resolve("m", cuda_available=cuda, bf16_supported=bf16)
+    assert (plan.device, plan.dtype, plan.quantization) == expected and plan.double_quant is False
+
+
+def test_unreadable_image_is_refused_before_generation(tiny_models, tmp_path):
+    model = load(str(tiny_models["qwen2_5_vl"]))
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(InputError, match="x.png"):
+        model.stream([ChatTurn("user", "hi", (bad,))], GenerationParams(max_new_tokens=2))

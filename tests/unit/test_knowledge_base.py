@@ -1,0 +1,145 @@
+"""The knowledge base over real Chroma on disk, with a hashing embedder at the edge."""
+
+import pytest
+
+from retrieval.errors import DocumentNotFoundError, EmbedderMismatchError
+from retrieval.store import KnowledgeBase
+from tests.helpers.fakes import HashingEmbedder
+from tests.helpers.images import write_image
+
+
+@pytest.fixture
+def docs(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "invoice.txt").write_text("The invoice total is 42 euros, due in March.", encoding="utf-8")
+    (d / "notes.md").write_text("# Pets\n\nCats and dogs are common pets.\n\n## Cars\n\nA red car.")
+    write_image(d / "red.png", (120, 80), "red")
+    write_image(d / "sub" / "blue.jpg", (60, 60), "blue")
+    (d / ".hidden.txt").write_text("secret")
+    (d / "skip.xyz").write_text("not supported")
+    return d
+
+
+@pytest.fixture
+def kb(tmp_path):
+    base = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), chunk_size=60, chunk_overlap=0)
+    yield base
+    base.close()
+
+
+def test_folder_ingest_reopen_and_search(tmp_path, docs):
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder())
+    reports = kb.ingest_paths([docs])
+    assert sorted(r.source.rsplit("/", 1)[-1] for r in reports) == ["blue.jpg", "invoice.txt", "notes.md", "red.png"]
+    assert all(r.status == "added" for r in reports)
+    count = kb.count()
+    kb.close()
+
+    reopened = KnowledgeBase.open(tmp_path / "data", HashingEmbedder())
+    assert reopened.count() == count
+    hits = reopened.search("invoice total euros", k=3)
+    assert hits[0].chunk.source.endswith("invoice.txt") and hits[0].chunk.kind == "text"
+    assert hits[0].score > hits[-1].score
+    reopened.close()
+
+
+def test_image_query_finds_the_similar_image(kb, docs):
+    from PIL import Image
+
+    kb.ingest_paths([docs])
+    hits = kb.search(images=[Image.new("RGB", (30, 30), (250, 10, 10))], k=2)
+    assert hits[0].chunk.source.endswith("red.png") and hits[0].chunk.kind == "image"
+    assert hits[0].chunk.thumbnail and hits[0].chunk.thumbnail.endswith(".jpg")
+
+
+def test_text_and_image_queries_are_merged_without_duplicates(kb, docs):
+    from PIL import Image
+
+    kb.ingest_paths([docs])
+    hits = kb.search("invoice total", [Image.new("RGB", (8, 8), "red")], k=5)
+    ids = [h.chunk.id for h in hits]
+    assert len(ids) == len(set(ids))
+    sources = {h.chunk.source.rsplit("/", 1)[-1] for h in hits}
+    assert {"invoice.txt", "red.png"} <= sources
+
+
+def test_reingest_changes_nothing(kb, docs):
+    kb.ingest_paths([docs])
+    before = (kb.count(), kb.documents())
+    again = kb.ingest_paths([docs])
+    assert {r.status for r in again} == {"unchanged"}
+    assert (kb.count(), kb.documents()) == before
+
+
+def test_changed_file_replaces_its_old_version(kb, docs):
+    path = docs / "invoice.txt"
+    kb.ingest(path)
+    path.write_text("The invoice total is now 99 euros.")
+    report = kb.ingest(path)
+    assert report.status == "replaced"
+    texts = [h.chunk.text for h in kb.search("invoice total", k=10)]
+    assert any("99" in t for t in texts) and not any("42" in t for t in texts)
+    assert len(kb.documents()) == 1
+
+
+def test_delete_removes_every_vector_and_file(kb, docs):
+    reports = {r.source.rsplit("/", 1)[-1]: r for r in kb.ingest_paths([docs])}
+    red = reports["red.png"]
+    thumbs = list(kb.files_dir.glob(f"{red.doc_id}.*"))
+    assert thumbs
+    info = kb.delete(red.doc_id)
+    assert info.source.endswith("red.png")
+    assert not any(h.chunk.doc_id == red.doc_id for h in kb.search("red", k=20))
+    assert not list(kb.files_dir.glob(f"{red.doc_id}.*"))
+    assert red.doc_id not in {d.doc_id for d in kb.documents()}
+    with pytest.raises(DocumentNotFoundError):
+        kb.delete(red.doc_id)
+
+
+def test_mismatched_embedder_is_refused_and_store_untouched(tmp_path, docs):
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(64, "hash-a"))
+    kb.ingest_paths([docs])
+    count = kb.count()
+    kb.close()
+    with pytest.raises(EmbedderMismatchError, match="hash-a.*hash-b"):
+        KnowledgeBase.open(tmp_path / "data", HashingEmbedder(32, "hash-b"))
+    again = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(64, "hash-a"))
+    assert again.count() == count
+    again.close()
+
+
+def test_bad_files_fail_one_by_one_and_the_batch_goes_on(kb, tmp_path, docs):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.txt").write_bytes(b"")
+    (bad / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    (bad / "table.csv").write_text("a,b")
+    files = sorted(bad.iterdir()) + [bad / "missing.txt", docs / "invoice.txt"]
+    reports = kb.ingest_paths(files)
+    failed = {r.source.rsplit("/", 1)[-1]: r.error for r in reports if r.status == "failed"}
+    assert set(failed) == {"empty.txt", "latin1.txt", "broken.png", "table.csv", "missing.txt"}
+    assert "no text" in failed["empty.txt"] and "UTF-8" in failed["latin1.txt"]
+    assert "unsupported" in failed["table.csv"] and "readable image" in failed["broken.png"]
+    assert [r.status for r in reports][-1] == "added"
+    assert len(kb.documents()) == 1
+
+
+def test_text_is_split_into_chunks_with_locators(kb, tmp_path):
+    long = tmp_path / "long.txt"
+    long.write_text("\n\n".join(f"Paragraph {i} talks about topic {i}." for i in range(20)))
+    report = kb.ingest(long)
+    assert report.chunks > 3
+    locators = {h.chunk.locator for h in kb.search("topic", k=50)}
+    assert "part 1" in locators and f"part {report.chunks}" in locators
+
+
+def test_uploads_keep_their_display_name(kb, docs):
+    [report] = kb.ingest_paths([docs / "invoice.txt"], sources=["Invoice March.txt"])
+    assert report.source == "Invoice March.txt"
+    assert kb.documents()[0].source == "Invoice March.txt"
+
+
+def test_empty_knowledge_base_returns_no_hits(kb):
+    assert kb.search("anything") == [] and kb.documents() == []

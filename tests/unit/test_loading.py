@@ -1,0 +1,40 @@
+import threading
+
+import pytest
+
+from assistant.errors import AssistantError, ModelLoadError
+from assistant.loading import Background
+
+
+def test_states_from_idle_to_ready():
+    gate = threading.Event()
+    bg = Background("thing", lambda: gate.wait(5) and 42)
+    assert bg.status().state == "idle"
+    bg.start()
+    assert bg.status().state == "loading" and "loading" in bg.status().message
+    gate.set()
+    assert bg.get(timeout=5) == 42 and bg.status().state == "ready"
+
+
+def test_failure_is_kept_and_raised_to_every_caller():
+    def fail():
+        raise ModelLoadError("no such model 'x'; set ASSISTANT_MODEL__CHECKPOINT")
+
+    bg = Background("model", fail).start()
+    for _ in range(2):
+        with pytest.raises(ModelLoadError, match="ASSISTANT_MODEL__CHECKPOINT"):
+            bg.get(timeout=5)
+    assert bg.status().state == "failed"
+
+
+def test_unexpected_failure_still_ends_loading():
+    bg = Background("model", lambda: 1 / 0).start()
+    with pytest.raises(AssistantError, match="ZeroDivisionError"):
+        bg.get(timeout=5)
+    assert bg.status().state == "failed"
+
+
+def test_loads_once():
+    calls = []
+    bg = Background("x", lambda: calls.append(1) or len(calls))
+    assert [bg.start().get(timeout=5) for _ in range(3)] == [1, 1, 1]
