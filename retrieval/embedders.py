@@ -44,17 +44,20 @@ class TransformersEmbedder:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersEmbedder:
+        if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
+            raise EmbedderLoadError(
+                f"The embedding model folder '{checkpoint}' does not exist. Set "
+                "ASSISTANT_RETRIEVAL__EMBEDDER to a CLIP/SigLIP-style folder or Hugging Face model id.")
         try:
             from transformers import AutoModel, AutoProcessor
 
             model = AutoModel.from_pretrained(checkpoint).to(device).eval()
             processor = AutoProcessor.from_pretrained(checkpoint)
         except (OSError, ValueError) as exc:
-            where = "folder" if Path(checkpoint).expanduser().exists() else "checkpoint"
             raise EmbedderLoadError(
-                f"Could not load the embedding model {where} '{checkpoint}': {_first_line(exc)}. "
-                "It must be a CLIP/SigLIP-style model in the local Hugging Face cache or a local folder; "
-                "set ASSISTANT_RETRIEVAL__EMBEDDER to one that is."
+                f"Could not load the embedding model '{checkpoint}': {_first_line(exc)}. It must be a "
+                "CLIP/SigLIP-style model in the local Hugging Face cache or a local folder; set "
+                "ASSISTANT_RETRIEVAL__EMBEDDER to one that is."
             ) from exc
         return cls(model, processor, name=checkpoint)
 

@@ -57,3 +57,8 @@ class TestSigLIP(EmbedderContract):
 def test_missing_embedder_is_a_clear_error(tmp_path):
     with pytest.raises(EmbedderLoadError, match="ASSISTANT_RETRIEVAL__EMBEDDER"):
         TransformersEmbedder.from_pretrained(str(tmp_path / "none"))
+
+
+def test_not_cached_embedder_names_it():
+    with pytest.raises(EmbedderLoadError, match="example-org/no-such-clip.*ASSISTANT_RETRIEVAL__EMBEDDER"):
+        TransformersEmbedder.from_pretrained("example-org/no-such-clip")

@@ -1,0 +1,46 @@
+"""What reaches the model through the real app: a scripted model at the edge records the turns."""
+
+import pytest
+from gradio_client import Client, handle_file
+
+from assistant.knowledge import Knowledge
+from assistant.pipeline import AnswerPipeline
+from retrieval.store import KnowledgeBase
+from tests.helpers.fakes import HashingEmbedder, ScriptedModel
+from tests.helpers.server import serve, app_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    model = ScriptedModel("The total is 42 euros [1].")
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder())
+    pipeline = AnswerPipeline(model, Knowledge.ready(kb), k=3)
+    with serve(pipeline, app_settings(tmp_path)) as url:
+        yield model, Client(url, verbose=False)
+    kb.close()
+
+
+def test_history_with_images_reaches_the_model_in_order(scripted, red_png, blue_png):
+    model, client = scripted
+    client.predict({"text": "Compare", "files": [handle_file(str(red_png)), handle_file(str(blue_png))]},
+                   0.0, 64, False, api_name="/chat")
+    client.predict({"text": "Now this", "files": [handle_file(str(red_png))]}, 0.0, 64, False, api_name="/chat")
+    turns = model.calls[-1]
+    assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
+    assert [p.name for p in turns[1].images] == ["red.png", "blue.png"]
+    assert turns[1].text == "Compare" and turns[2].text == "The total is 42 euros [1]."
+    assert [p.name for p in turns[3].images] == ["red.png"] and turns[3].text == "Now this"
+
+
+def test_cited_source_is_marked(scripted, tmp_path):
+    model, client = scripted
+    note = tmp_path / "invoice.txt"
+    note.write_text("The invoice total is 42 euros.")
+    client.predict([handle_file(str(note))], api_name="/ingest")
+    answer, sources_md, _ = client.predict({"text": "invoice total?", "files": []}, 0.0, 64, True,
+                                           api_name="/chat")
+    assert answer == "The total is 42 euros [1]."
+    assert "**[1]** invoice.txt" in sources_md and "✓ cited" in sources_md
+    assert '<source id="1" file="invoice.txt"' in model.calls[-1][-1].text

@@ -1,0 +1,72 @@
+"""``python -m assistant`` as a script would run it: a subprocess, offline, tiny models, real Chroma."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path, tiny_models):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ASSISTANT_DATA_DIR": str(tmp_path / "data"),
+           "ASSISTANT_RETRIEVAL__EMBEDDER": str(tiny_models["clip"]),
+           "ASSISTANT_MODEL__CHECKPOINT": str(tiny_models["qwen2_5_vl"]), "ASSISTANT_OFFLINE": "true"}
+
+    def run(*args, **extra_env):
+        return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=tmp_path,
+                              env={**env, **extra_env}, capture_output=True, text=True, timeout=120)
+    return run
+
+
+def test_ingest_search_docs_delete(cli, tmp_path, red_png):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "invoice.txt").write_text("The invoice total is 42 euros.")
+    (docs / "broken.png").write_bytes(b"nope")
+    out = cli("ingest", docs, red_png)
+    assert out.returncode == 0, out.stderr
+    assert "added" in out.stdout and "failed" in out.stdout and "2 of 3 files" in out.stdout
+
+    out = cli("search", "invoice total", "--k", "2", "--json")
+    hits = json.loads(out.stdout)
+    assert len(hits) == 2 and {"source", "locator", "kind", "score", "text"} <= set(hits[0])
+
+    out = cli("search", "--image", red_png, "--k", "1", "--json")
+    assert json.loads(out.stdout)[0]["source"].endswith("red.png")
+
+    listing = cli("docs").stdout
+    assert "2 documents" in listing
+    doc_id = next(line.split()[0] for line in listing.splitlines() if "invoice.txt" in line)
+    out = cli("delete", doc_id)
+    assert out.returncode == 0 and "deleted" in out.stdout
+    assert "1 documents" in cli("docs").stdout
+
+
+def test_ingest_fails_only_when_nothing_could_be_ingested(cli, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b")
+    out = cli("ingest", bad)
+    assert out.returncode == 1 and "unsupported file type" in out.stdout
+
+
+def test_ask_streams_an_answer(cli, red_png):
+    out = cli("ask", "What is this?", "--image", red_png, "--no-knowledge",
+              ASSISTANT_MODEL__MAX_NEW_TOKENS="8", ASSISTANT_MODEL__TEMPERATURE="0")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def test_ask_with_missing_model_says_what_to_set(cli, tmp_path):
+    out = cli("ask", "hi", "--no-knowledge", ASSISTANT_MODEL__CHECKPOINT=str(tmp_path / "missing"))
+    assert out.returncode == 1
+    assert "ASSISTANT_MODEL__CHECKPOINT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_delete_unknown_document(cli):
+    out = cli("delete", "0" * 32)
+    assert out.returncode == 1 and "No document" in out.stderr
