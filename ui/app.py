@@ -130,12 +130,12 @@ class AssistantUI:
                              elem_id="source-gallery")
         with gr.Row():
             with gr.Column(scale=3):
-                with gr.Accordion("Settings", open=False, render=False) as accordion:
-                    temperature = gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label="Temperature")
-                    max_tokens = gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16,
-                                           label="Max new tokens")
-                    use_kb = gr.Checkbox(value=s.retrieval.enabled, label="Use the knowledge base",
-                                         interactive=s.retrieval.enabled)
+                temperature = gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label="Temperature",
+                                        render=False)
+                max_tokens = gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label="Max new tokens",
+                                       render=False)
+                use_kb = gr.Checkbox(value=s.retrieval.enabled, label="Use the knowledge base",
+                                     interactive=s.retrieval.enabled, render=False)
                 gr.ChatInterface(
                     self.chat, multimodal=True, api_name="chat",
                     chatbot=gr.Chatbot(height=520, label="Chat", elem_id="chatbot"),
@@ -143,7 +143,7 @@ class AssistantUI:
                                                  placeholder="Ask about an image, or your documents…",
                                                  elem_id="chat-input"),
                     additional_inputs=[temperature, max_tokens, use_kb],
-                    additional_inputs_accordion=accordion,
+                    additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
                     additional_outputs=[sources_md, gallery],
                     fill_height=False,
                 )

@@ -1,0 +1,61 @@
+"""Screenshots of the app for the README: tiny offline models, sample documents, one question.
+
+    python scripts/screenshots.py docs/    (needs /usr/bin/chromium; `make test` installs it)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(out: Path) -> None:
+    from PIL import Image, ImageDraw
+    from playwright.sync_api import sync_playwright
+
+    from assistant.composition import build_pipeline
+    from tests.browser.conftest import CHROMIUM, FLAGS
+    from tests.helpers.server import app_settings, serve
+    from tests.helpers.tiny_models import build_all
+
+    tmp = Path(tempfile.mkdtemp())
+    models = build_all(tmp / "models")
+    settings = app_settings(tmp, model={"checkpoint": str(models["qwen2_5_vl"]), "max_new_tokens": 40},
+                            retrieval={"embedder": str(models["clip"])})
+    pipeline = build_pipeline(settings)
+    pipeline.model.loader.get()
+    docs = tmp / "docs"
+    docs.mkdir()
+    (docs / "invoice.txt").write_text("The invoice total is 42 euros, due on the first of March.")
+    (docs / "care-notes.md").write_text("# Discharge\n\nThe patient should rest for two weeks.")
+    chart = Image.new("RGB", (480, 320), "white")
+    ImageDraw.Draw(chart).rectangle([60, 120, 160, 300], fill="steelblue")
+    ImageDraw.Draw(chart).rectangle([200, 60, 300, 300], fill="darkorange")
+    chart.save(docs / "chart.png")
+    photo = tmp / "photo.png"
+    Image.new("RGB", (640, 480), "seagreen").save(photo)
+    pipeline.knowledge.ingest([docs])
+    out.mkdir(parents=True, exist_ok=True)
+    with serve(pipeline, settings) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        page.get_by_text("model: ready").wait_for(timeout=30_000)
+        page.locator("#chat-input input[type=file]").set_input_files(str(photo))
+        page.locator("#chat-input textarea").fill("What does the chart show, and what is the invoice total?")
+        page.locator("#chat-input textarea").press("Enter")
+        page.wait_for_timeout(4000)
+        page.screenshot(path=str(out / "chat.png"))
+        page.get_by_role("tab", name="Knowledge base").click()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "knowledge-base.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
