@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from assistant.knowledge import Knowledge, translated_errors
 from assistant.loading import Background
@@ -10,6 +11,9 @@ from assistant.models.base import LazyModel
 from assistant.pipeline import AnswerPipeline
 from assistant.settings import CPU_DEFAULT_CHECKPOINT, GPU_DEFAULT_CHECKPOINT, Settings
 
+# transformers resolves its classes lazily, and two loader threads resolving them at once can fail
+# ("cannot import name 'AutoModelForImageTextToText'"): the first import happens under this lock.
+_IMPORT_LOCK = threading.Lock()
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
@@ -31,6 +35,7 @@ def build_model(settings: Settings) -> LazyModel:
     s = settings.model
 
     def load():
+        _import_transformers()
         checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
         plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
                                 quantization=s.quantization, double_quant=s.double_quant)
@@ -46,6 +51,7 @@ def build_knowledge(settings: Settings) -> Knowledge:
     r = settings.retrieval
 
     def load():
+        _import_transformers()
         with translated_errors():
             embedder = TransformersEmbedder.from_pretrained(r.embedder)
             return KnowledgeBase.open(settings.data_dir, embedder, collection=r.collection,
@@ -63,6 +69,11 @@ def build_pipeline(settings: Settings, *, start: bool = True) -> AnswerPipeline:
         if knowledge is not None:
             knowledge.start()
     return AnswerPipeline(model, knowledge, k=settings.retrieval.k, min_score=settings.retrieval.min_score)
+
+
+def _import_transformers() -> None:
+    with _IMPORT_LOCK:
+        from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor  # noqa: F401
 
 
 def _cuda_available() -> bool:

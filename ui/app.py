@@ -94,7 +94,8 @@ class AssistantUI:
                            params, bool(use_knowledge))
 
     def _model_ready(self) -> bool:
-        return all(s.state == "ready" for s in self.pipeline.status()[:1])
+        status = getattr(self.pipeline.model, "status", None)  # a lazily loaded model reports its state
+        return status is None or status().state == "ready"
 
     def _knowledge(self):
         if self.pipeline.knowledge is None:

@@ -190,7 +190,7 @@ def load_error(plan: LoadPlan, exc: BaseException) -> ModelLoadError:
             f"Not enough {'GPU ' if plan.device == 'cuda' else ''}memory to load '{name}' "
             f"({plan.dtype}, quantization {plan.quantization}). Choose a smaller model with {var} or "
             "set ASSISTANT_MODEL__QUANTIZATION=4bit.")
-    if isinstance(exc, ImportError) or "bitsandbytes" in str(exc).lower():
+    if plan.quantization != "none" and "bitsandbytes" in str(exc).lower():
         return ModelLoadError(
             f"Cannot load '{name}' with {plan.quantization} quantization: {_first_line(exc)}. Install "
             "bitsandbytes, or set ASSISTANT_MODEL__QUANTIZATION=none.")

@@ -44,3 +44,25 @@ def test_cited_source_is_marked(scripted, tmp_path):
     assert answer == "The total is 42 euros [1]."
     assert "**[1]** invoice.txt" in sources_md and "✓ cited" in sources_md
     assert '<source id="1" file="invoice.txt"' in model.calls[-1][-1].text
+
+
+def test_app_is_served_while_the_model_loads(tmp_path):
+    import threading
+    import urllib.request
+
+    from assistant.loading import Background
+    from assistant.models.base import LazyModel
+
+    gate = threading.Event()
+    model = ScriptedModel("Loaded and answering.")
+    lazy = LazyModel("slow", Background("model", lambda: gate.wait(60) and model)).start()
+    with serve(AnswerPipeline(lazy, None), app_settings(tmp_path)) as url:
+        assert urllib.request.urlopen(url, timeout=10).status == 200  # served before the model is ready
+        assert lazy.status().state == "loading"
+        client = Client(url, verbose=False)
+        job = client.submit({"text": "hello", "files": []}, 0.0, 64, False, api_name="/chat")
+        first = next(iter(job))
+        assert "still loading" in first[0]
+        gate.set()
+        answer, _, _ = job.result(timeout=30)
+    assert answer == "Loaded and answering."
