@@ -68,7 +68,8 @@ def build_pipeline(settings: Settings, *, start: bool = True) -> AnswerPipeline:
         model.start()
         if knowledge is not None:
             knowledge.start()
-    return AnswerPipeline(model, knowledge, k=settings.retrieval.k, min_score=settings.retrieval.min_score)
+    r = settings.retrieval
+    return AnswerPipeline(model, knowledge, k=r.k, min_score=r.min_score, strict=r.strict)
 
 
 def _import_transformers() -> None:

@@ -6,12 +6,16 @@ It yields typed events; a UI only accumulates them. Sources arrive before the fi
 from __future__ import annotations
 
 import re
+import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import prompts
 from assistant.errors import InputError, KnowledgeError
+from assistant.grounding import DRAW_MAX_PIXELS, draw_boxes, parse_boxes
+from assistant.images import load_image
 from assistant.knowledge import Knowledge
 from assistant.loading import LoadStatus
 from assistant.models.base import VisionChatModel
@@ -64,6 +68,8 @@ class Token:
 class Completed:
     text: str
     cited: tuple[int, ...]
+    abstained: bool = False  # strict grounding found no source: the model was not asked
+    annotated: tuple[Path, ...] = ()  # the user's image with the boxes the answer located
 
 
 Event = Retrieved | Token | Completed
@@ -80,21 +86,42 @@ def cited_numbers(text: str, n_sources: int) -> tuple[int, ...]:
     return tuple(seen)
 
 
+@dataclass(frozen=True)
+class _Retrieval:
+    sources: tuple[Source, ...]
+    best_score: float | None
+    notice: str | None = None
+
+
 class AnswerPipeline:
     def __init__(self, model: VisionChatModel, knowledge: Knowledge | None = None, *, k: int = 4,
-                 min_score: float = 0.0, language: str = "en"):
+                 min_score: float = 0.0, strict: bool = False, language: str = "en",
+                 annotations_dir: Path | None = None):
         self.model = model
         self.knowledge = knowledge
         self.k = k
         self.min_score = min_score
-        self.language = language
+        self.strict = strict
+        self.language = language  # for questions with no words to detect a language from
+        self.annotations_dir = annotations_dir
 
     def answer(self, request: ChatRequest) -> Iterator[Event]:
         if not request.question.strip() and not request.images:
             raise InputError("Type a question or add an image.")
-        sources, notice = self._retrieve(request)
-        yield Retrieved(sources, notice)
-        turns = self._turns(request, sources)
+        language = prompts.detect_language(request.question, self.language)
+        found = self._retrieve(request)
+        yield Retrieved(found.sources, found.notice)
+        strict = self.strict if request.strict is None else request.strict
+        if strict and not found.sources:
+            text = prompts.render("not_found", language, best_score=found.best_score,
+                                  threshold=self.min_score)
+            yield Token(text)
+            yield Completed(text, (), abstained=True)
+            return
+        text = yield from self._generate(self._turns(request, found.sources, language), request)
+        yield Completed(text, cited_numbers(text, len(found.sources)), annotated=self._annotate(text, request))
+
+    def _generate(self, turns: list[ChatTurn], request: ChatRequest) -> Iterator[Event]:
         stream = self.model.stream(turns, request.params)
         parts: list[str] = []
         try:
@@ -103,30 +130,41 @@ class AnswerPipeline:
                 yield Token(piece)
         finally:
             getattr(stream, "close", lambda: None)()  # Stop: closing us closes the model's stream
-        text = "".join(parts)
-        yield Completed(text, cited_numbers(text, len(sources)))
+        return "".join(parts)
+
+    def _annotate(self, text: str, request: ChatRequest) -> tuple[Path, ...]:
+        """Boxes in the answer, drawn on the image the question was about (the last one sent)."""
+        boxes = parse_boxes(text) if request.images else []
+        if not boxes:
+            return ()
+        image = request.images[-1]
+        frame_of = getattr(self.model, "image_frame", None)
+        frame = (frame_of(image) if frame_of else None) or load_image(image, DRAW_MAX_PIXELS).size
+        out_dir = self.annotations_dir or Path(tempfile.gettempdir()) / "assistant-annotations"
+        out = out_dir / f"{uuid.uuid4().hex}.png"
+        return (draw_boxes(image, boxes, frame, out),)
 
     def status(self) -> list[LoadStatus]:
         parts = [self.model, self.knowledge]
         return [p.status() for p in parts if p is not None and hasattr(p, "status")]
 
-    def _retrieve(self, request: ChatRequest) -> tuple[tuple[Source, ...], str | None]:
+    def _retrieve(self, request: ChatRequest) -> _Retrieval:
         if self.knowledge is None or not request.use_knowledge:
-            return (), None
+            return _Retrieval((), None)
         try:
             hits = self.knowledge.search(request.question, request.images, k=request.k or self.k)
         except KnowledgeError as exc:
-            return (), f"Knowledge base unavailable: {exc}"
+            return _Retrieval((), None, f"Knowledge base unavailable: {exc}")
         kept = [h for h in hits if h.score >= self.min_score]
-        return tuple(Source(i + 1, h) for i, h in enumerate(kept)), None
+        best = max((h.score for h in hits), default=None)
+        return _Retrieval(tuple(Source(i + 1, h) for i, h in enumerate(kept)), best)
 
-    def _turns(self, request: ChatRequest, sources: tuple[Source, ...]) -> list[ChatTurn]:
-        question = request.question.strip() or _describe(len(request.images))
-        text = (prompts.render("grounded_answer", self.language, sources=sources, question=question)
-                if sources else question)
-        system = ChatTurn("system", prompts.render("system", self.language))
-        return [system, *request.history, ChatTurn("user", text, tuple(request.images))]
-
-
-def _describe(n_images: int) -> str:
-    return "Describe this image." if n_images == 1 else "Describe these images."
+    def _turns(self, request: ChatRequest, sources: tuple[Source, ...], language: str) -> list[ChatTurn]:
+        question = request.question.strip() or prompts.render(
+            "default_question", language, n_images=len(request.images))
+        if sources:
+            system = prompts.render("system_grounded", language)
+            text = prompts.render("grounded_answer", language, sources=sources, question=question)
+        else:
+            system, text = prompts.render("system", language), question
+        return [ChatTurn("system", system), *request.history, ChatTurn("user", text, tuple(request.images))]

@@ -41,8 +41,10 @@ class RetrievalSettings(BaseModel):
                           "embeds text and images into one space.")
     collection: str = Field("knowledge", min_length=3, description="Chroma collection name.")
     k: int = Field(4, ge=1, le=50, description="Sources given to the model per question.")
-    min_score: float = Field(0.0, ge=-1.0, le=1.0, description="Hits below this cosine similarity "
-                             "are not used as sources.")
+    min_score: float = Field(0.0, ge=-1.0, le=1.0, description="Relevance threshold: hits below this "
+                             "cosine similarity are not used as sources. Calibrate it for your embedder.")
+    strict: bool = Field(False, description="Strict grounding: when no source passes the threshold, answer "
+                         "\"not found in your documents\" without asking the model (a toggle in the UI too).")
     chunk_size: int = Field(500, ge=50, description="Characters per text chunk.")
     chunk_overlap: int = Field(50, ge=0, description="Characters shared by neighbouring chunks.")
 

@@ -30,3 +30,4 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     use_knowledge: bool = True
     k: int | None = None
+    strict: bool | None = None  # None: the pipeline's default

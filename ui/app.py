@@ -14,36 +14,49 @@ from assistant.types import ChatRequest, GenerationParams
 from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
 from ui import render
 from ui.history import normalise_history, path_of
+from ui.i18n import make_i18n
 
-TITLE = "Multimodal assistant"
+ASSETS = Path(__file__).parent / "assets"
+LOADING = "⏳ The model is still loading; your answer will start when it is ready."
 
 
 class AssistantUI:
     def __init__(self, pipeline: AnswerPipeline, settings: Settings):
         self.pipeline = pipeline
         self.settings = settings
+        self.i18n = make_i18n()
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def chat(self, message, history, temperature, max_new_tokens, use_knowledge):
-        sources_md, gallery = render.sources_markdown(()), []
+    def chat(self, message, history, temperature, max_new_tokens, use_knowledge, k, strict):
+        cards, data, sources = render.sources_html(()), [], ()
         try:
-            request = self._request(message, history, temperature, max_new_tokens, use_knowledge)
+            request = self._request(message, history, temperature, max_new_tokens, use_knowledge, k, strict)
             if not self._model_ready():
-                yield "⏳ The model is still loading; your answer will start when it is ready.", sources_md, gallery
-            answer, sources = "", ()
+                yield LOADING, cards, data
+            answer = ""
             for event in self.pipeline.answer(request):
                 if isinstance(event, Retrieved):
                     sources = event.sources
-                    sources_md = render.sources_markdown(sources, notice=event.notice)
-                    gallery = render.gallery_items(sources)
+                    cards, data = render.sources_html(sources, notice=event.notice), render.sources_data(sources)
                 elif isinstance(event, Token):
                     answer += event.text
                 elif isinstance(event, Completed):
-                    sources_md = render.sources_markdown(sources, event.cited) if sources else sources_md
-                yield answer or "…", sources_md, gallery
+                    if sources:
+                        cards = render.sources_html(sources, event.cited)
+                        data = render.sources_data(sources, event.cited)
+                    yield self._reply(event.text, len(sources), event.annotated), cards, data
+                    return
+                yield render.safe_markdown(answer, len(sources)) or "…", cards, data
         except AssistantError as exc:
-            yield f"⚠️ {exc}", sources_md, gallery
+            yield f"⚠️ {render.safe_markdown(str(exc))}", cards, data
+
+    @staticmethod
+    def _reply(text: str, n_sources: int, annotated: tuple[Path, ...]):
+        answer = render.safe_markdown(text, n_sources) or "…"
+        if not annotated:
+            return answer
+        return [answer, *(gr.Image(str(p), label="Located", show_label=True) for p in annotated)]
 
     def ingest(self, files, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
@@ -53,7 +66,7 @@ class AssistantUI:
             reports = self._knowledge().ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {exc}", *self._documents_outputs()
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs()
         return render.ingest_summary(reports), *self._documents_outputs()
 
     def documents(self):
@@ -65,8 +78,8 @@ class AssistantUI:
         try:
             info = self._knowledge().delete(doc_id)
         except AssistantError as exc:
-            return f"⚠️ {exc}", *self._documents_outputs()
-        return f"Deleted {render.escape_markdown(info.source)} ({info.chunks} chunks).", *self._documents_outputs()
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs()
+        return f"Deleted {render.safe_markdown(info.source)} ({info.chunks} chunks).", *self._documents_outputs()
 
     def search(self, text, image, k):
         try:
@@ -82,7 +95,8 @@ class AssistantUI:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _request(self, message, history, temperature, max_new_tokens, use_knowledge) -> ChatRequest:
+    def _request(self, message, history, temperature, max_new_tokens, use_knowledge, k=None,
+                 strict=None) -> ChatRequest:
         message = message if isinstance(message, dict) else {"text": message or "", "files": []}
         images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
         not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
@@ -91,7 +105,8 @@ class AssistantUI:
                              "documents in the Knowledge base tab.")
         params = GenerationParams(int(max_new_tokens), float(temperature))
         return ChatRequest(message.get("text") or "", tuple(images), tuple(normalise_history(history)),
-                           params, bool(use_knowledge))
+                           params, bool(use_knowledge), int(k) if k else None,
+                           None if strict is None else bool(strict))
 
     def _model_ready(self) -> bool:
         status = getattr(self.pipeline.model, "status", None)  # a lazily loaded model reports its state
@@ -113,64 +128,78 @@ class AssistantUI:
     # -- layout ---------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        s = self.settings
-        with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-            gr.Markdown(f"## {TITLE}")
-            status = gr.Markdown(render.status_markdown(self.pipeline.status()))
+        t = self.i18n
+        with gr.Blocks(title="Multimodal assistant", analytics_enabled=False) as app:
+            with gr.Row():
+                gr.Markdown(t("title"), elem_id="title")
+                gr.Markdown(t("language_hint"), elem_id="language-hint")
+            status = gr.Markdown(render.status_markdown(self.pipeline.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
-            with gr.Tab("Chat"):
-                self._chat_tab(s)
-            with gr.Tab("Knowledge base"):
+            with gr.Tab(t("tab_chat"), elem_id="tab-chat"):
+                self._chat_tab()
+            with gr.Tab(t("tab_kb"), elem_id="tab-kb"):
                 self._knowledge_tab(app)
         return app
 
-    def _chat_tab(self, s: Settings) -> None:
-        sources_md = gr.Markdown(render.sources_markdown(()), render=False, elem_id="sources")
-        gallery = gr.Gallery(label="Source images", columns=3, height=220, render=False,
-                             elem_id="source-gallery")
+    def _chat_tab(self) -> None:
+        t, s = self.i18n, self.settings
+        kb_on = s.retrieval.enabled
+        cards = gr.HTML(render.sources_html(()), render=False, elem_id="sources")
+        data = gr.JSON(visible=False, render=False)
+        inputs = [
+            gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label=t("temperature"), render=False),
+            gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label=t("max_tokens"), render=False),
+            gr.Checkbox(value=kb_on, label=t("use_kb"), interactive=kb_on, render=False, elem_id="use-kb"),
+            gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources"), render=False),
+            gr.Checkbox(value=s.retrieval.strict, label=t("strict"), render=False, elem_id="strict"),
+        ]
+        defaults = [s.model.temperature, s.model.max_new_tokens, kb_on, s.retrieval.k, s.retrieval.strict]
+        shapes = str(ASSETS / "shapes.png")
         with gr.Row():
             with gr.Column(scale=3):
-                temperature = gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label="Temperature",
-                                        render=False)
-                max_tokens = gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label="Max new tokens",
-                                       render=False)
-                use_kb = gr.Checkbox(value=s.retrieval.enabled, label="Use the knowledge base",
-                                     interactive=s.retrieval.enabled, render=False)
                 gr.ChatInterface(
                     self.chat, multimodal=True, api_name="chat",
-                    chatbot=gr.Chatbot(height=520, label="Chat", elem_id="chatbot"),
+                    chatbot=gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot",
+                                       sanitize_html=True),
                     textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
-                                                 placeholder="Ask about an image, or your documents…",
-                                                 elem_id="chat-input"),
-                    additional_inputs=[temperature, max_tokens, use_kb],
-                    additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
-                    additional_outputs=[sources_md, gallery],
+                                                 placeholder=t("chat_placeholder"), elem_id="chat-input"),
+                    additional_inputs=inputs,
+                    additional_inputs_accordion=gr.Accordion(t("settings"), open=False, render=False),
+                    additional_outputs=[cards, data],
+                    examples=[[{"text": "What shapes and colours are in this picture?", "files": [shapes]},
+                               *defaults],
+                              [{"text": "Locate the red circle and the blue square.", "files": [shapes]},
+                               *defaults],
+                              [{"text": "这张图片里有什么？", "files": [shapes]}, *defaults]],
+                    examples_label=t("examples"), run_examples_on_click=False, cache_examples=False,
                     fill_height=False,
                 )
             with gr.Column(scale=2):
-                sources_md.render()
-                gallery.render()
+                gr.Markdown(t("sources"))
+                cards.render()
+                data.render()
 
     def _knowledge_tab(self, app: gr.Blocks) -> None:
-        files = gr.File(label=f"Add documents ({', '.join(SUPPORTED)})", file_count="multiple",
-                        file_types=list(SUPPORTED), elem_id="kb-files")
-        add = gr.Button("Add to knowledge base", variant="primary", elem_id="kb-add")
+        t = self.i18n
+        files = gr.File(label=t("add_documents"), file_count="multiple", file_types=list(SUPPORTED),
+                        elem_id="kb-files")
+        add = gr.Button(t("add_button"), variant="primary", elem_id="kb-add")
         report = gr.Markdown(elem_id="kb-report")
-        table = gr.Dataframe(headers=["Document", "Kind", "Chunks", "Id"], interactive=False,
-                             elem_id="kb-table")
+        table = gr.Dataframe(headers=[t("col_document"), t("col_kind"), t("col_chunks"), t("col_id")],
+                             interactive=False, label=t("documents"), elem_id="kb-table")
         with gr.Row():
-            choice = gr.Dropdown(label="Document", choices=[], elem_id="kb-choice")
-            remove = gr.Button("Delete", variant="stop", elem_id="kb-delete")
+            choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")
+            remove = gr.Button(t("delete"), variant="stop", elem_id="kb-delete")
         add.click(self.ingest, [files], [report, table, choice], api_name="ingest")
         remove.click(self.delete, [choice], [report, table, choice], api_name="delete")
         app.load(self.documents, None, [table, choice], api_name="documents")
-        with gr.Accordion("Search", open=False):
-            query = gr.Textbox(label="Text")
-            image = gr.Image(label="Image", type="filepath")
-            k = gr.Slider(1, 20, value=self.settings.retrieval.k, step=1, label="Results")
-            results = gr.JSON(label="Hits")
-            gr.Button("Search").click(self.search, [query, image, k], results, api_name="search")
+        with gr.Accordion(t("search"), open=False):
+            query = gr.Textbox(label=t("search_text"))
+            image = gr.Image(label=t("search_image"), type="filepath")
+            k = gr.Slider(1, 20, value=self.settings.retrieval.k, step=1, label=t("results"))
+            results = gr.JSON(label=t("hits"))
+            gr.Button(t("search")).click(self.search, [query, image, k], results, api_name="search")
 
 
 def create_app(pipeline: AnswerPipeline, settings: Settings) -> gr.Blocks:
@@ -178,9 +207,10 @@ def create_app(pipeline: AnswerPipeline, settings: Settings) -> gr.Blocks:
 
 
 def launch(app: gr.Blocks, settings: Settings, **kwargs):
-    """Launch with the product's defaults: bound to the configured host, thumbnails servable."""
+    """Launch with the product's defaults: bound to the configured host, thumbnails servable, EN/ZH."""
     files_dir = Path(settings.data_dir) / "files"
     options = dict(server_name=settings.ui.host, server_port=settings.ui.port,
-                   allowed_paths=[str(files_dir.resolve())], show_error=False)
+                   allowed_paths=[str(files_dir.resolve()), str(ASSETS)], show_error=False,
+                   i18n=make_i18n(), css=render.SOURCES_CSS)
     options.update(kwargs)
     return app.queue(default_concurrency_limit=1).launch(**options)

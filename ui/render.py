@@ -1,18 +1,44 @@
-"""Pure render helpers: events and hits -> what the side panels show. No Gradio import."""
+"""Pure render helpers: events and hits -> what the panels show. No Gradio import.
+
+Everything that came from a document or from the model is made inert here: escaped into HTML, or, for
+the model's markdown, stripped of the ways markdown can load a resource or run a script.
+"""
 
 from __future__ import annotations
 
+import html
 import re
+from urllib.parse import quote
 
 from assistant.loading import LoadStatus
 from assistant.pipeline import Source
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~-])")
+_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_JS_LINK = re.compile(r"\]\(\s*(?:javascript|data|vbscript):", re.I)
 
 
-def escape_markdown(text: str) -> str:
-    """Document text shown as data: no markdown, links, images or HTML can come alive."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+def safe_markdown(text: str, n_sources: int = 0) -> str:
+    """Markdown from the model (or any text we did not write), made inert, with each valid ``[n]``
+    linked to source card n.
+
+    Outside code, ``<`` is escaped (no HTML element can be created: no <script>, <img>, <iframe>, <style>),
+    ``![`` loses its image meaning (no remote image loads), and script/data links are disarmed.
+    Code spans and blocks are left alone: they render as text anyway.
+    """
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):  # even parts are outside code
+        prose = parts[i].replace("<", "&lt;").replace("![", "!\\[")
+        prose = _JS_LINK.sub("](#", prose)
+        parts[i] = _CITATION.sub(lambda m: _cite(m, n_sources), prose)
+    return "".join(parts)
+
+
+def _cite(match: re.Match, n_sources: int) -> str:
+    n = int(match.group(1))
+    if not 1 <= n <= n_sources:
+        return match.group(0)
+    return f'<a href="#source-{n}" class="cite" data-source="{n}">[{n}]</a>'
 
 
 def snippet(text: str, limit: int = 220) -> str:
@@ -20,29 +46,64 @@ def snippet(text: str, limit: int = 220) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def sources_markdown(sources: tuple[Source, ...], cited: tuple[int, ...] | None = None,
-                     notice: str | None = None) -> str:
+def file_url(path: str) -> str:
+    """A URL under which Gradio serves a file from its allowed paths (relative: works behind a prefix)."""
+    return "gradio_api/file=" + quote(path)
+
+
+def sources_html(sources: tuple[Source, ...], cited: tuple[int, ...] | None = None,
+                 notice: str | None = None) -> str:
+    """Source cards: thumbnail or text icon, file, location, score. Cited cards are marked and the rest
+    dimmed once the answer is complete; a card opens to show the source larger."""
     if notice:
-        return f"**Sources**\n\n_{escape_markdown(notice)}_"
+        return f'<div class="sources-empty">{html.escape(notice)}</div>'
     if not sources:
-        return "**Sources**\n\n_No sources used for this answer._"
-    lines = ["**Sources**", ""]
-    for s in sources:
-        used = cited is not None and s.number in cited
-        mark = " ✓ cited" if used else ""
-        body = "" if s.kind == "image" else f"  \n> {escape_markdown(snippet(s.text))}"
-        lines.append(f"**[{s.number}]** {escape_markdown(s.name)} · {escape_markdown(s.locator)} · "
-                     f"score {s.score:.2f}{mark}{body}\n")
-    return "\n".join(lines)
+        return '<div class="sources-empty">—</div>'
+    return '<div class="sources">' + "".join(_card(s, cited) for s in sources) + "</div>"
 
 
-def gallery_items(sources: tuple[Source, ...]) -> list[tuple[str, str]]:
-    return [(s.thumbnail, f"[{s.number}] {s.name}") for s in sources if s.thumbnail]
+def _card(s: Source, cited: tuple[int, ...] | None) -> str:
+    is_cited = cited is not None and s.number in cited
+    state = "" if cited is None else (" cited" if is_cited else " uncited")
+    name, locator, text = html.escape(s.name), html.escape(s.locator), html.escape(s.text)
+    if s.thumbnail:
+        thumb = f'<img class="thumb" src="{html.escape(file_url(s.thumbnail))}" alt="{name}" loading="lazy">'
+        large = f'<img class="large" src="{html.escape(file_url(s.thumbnail))}" alt="{name}">'
+    else:
+        thumb, large = '<div class="thumb text-thumb">¶</div>', ""
+    body = "" if s.kind == "image" else f'<blockquote>{text}</blockquote>'
+    return (f'<details class="source{state}" id="source-{s.number}" data-source="{s.number}">'
+            f'<summary>{thumb}<span class="meta"><b>[{s.number}]</b> {name}<br>'
+            f'<small>{locator} · {s.score:.2f}{" · ✓" if is_cited else ""}</small>'
+            f'</span></summary>{large}{body}</details>')
+
+
+def sources_data(sources: tuple[Source, ...], cited: tuple[int, ...] = ()) -> list[dict]:
+    """The same sources as data, for API callers."""
+    return [{"number": s.number, **s.hit.to_dict(), "name": s.name, "cited": s.number in cited}
+            for s in sources]
+
+
+SOURCES_CSS = """
+.sources { display: flex; flex-direction: column; gap: 6px; }
+.sources details.source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.sources details.source.cited { border-color: var(--color-accent); box-shadow: 0 0 0 1px var(--color-accent); }
+.sources details.source.uncited { opacity: 0.45; }
+.sources summary { display: flex; gap: 8px; align-items: center; cursor: zoom-in; list-style: none; }
+.sources details[open] summary { cursor: zoom-out; }
+.sources .thumb { width: 64px; height: 64px; object-fit: cover; border-radius: 4px; flex: none; }
+.sources .text-thumb { display: flex; align-items: center; justify-content: center; font-size: 28px;
+  background: var(--background-fill-secondary); }
+.sources img.large { max-width: 100%; margin-top: 6px; border-radius: 4px; }
+.sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
+.sources-empty { color: var(--body-text-color-subdued); }
+a.cite { text-decoration: none; font-weight: 600; }
+"""
 
 
 def status_markdown(statuses: list[LoadStatus]) -> str:
     icons = {"ready": "🟢", "loading": "⏳", "failed": "🔴", "idle": "⚪"}
-    return "  \n".join(f"{icons[s.state]} {escape_markdown(s.message)}" for s in statuses)
+    return "  \n".join(f"{icons[s.state]} {safe_markdown(s.message)}" for s in statuses)
 
 
 def documents_table(docs) -> list[list]:
@@ -52,7 +113,7 @@ def documents_table(docs) -> list[list]:
 def ingest_summary(reports) -> str:
     if not reports:
         return "No files given."
-    lines = [f"- **{r.status}** {escape_markdown(r.source)}"
-             + (f": {escape_markdown(r.error)}" if r.error else f" ({r.chunks} chunks)") for r in reports]
+    lines = [f"- **{r.status}** {safe_markdown(r.source)}"
+             + (f": {safe_markdown(r.error)}" if r.error else f" ({r.chunks} chunks)") for r in reports]
     ok = sum(r.ok for r in reports)
     return f"{ok} of {len(reports)} files in the knowledge base.\n\n" + "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from assistant.loading import Background, LoadStatus
@@ -13,7 +14,9 @@ from assistant.types import ChatTurn, GenerationParams
 class VisionChatModel(Protocol):
     """Streams an answer to a conversation whose turns may carry images.
 
-    Closing the returned iterator stops generation (the Stop button).
+    Closing the returned iterator stops generation (the Stop button). Optional capability: a backend
+    whose model answers with boxes defines ``image_frame(path) -> (width, height)``, the pixel frame its
+    box coordinates refer to.
     """
 
     name: str
@@ -37,3 +40,8 @@ class LazyModel:
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
         return self.loader.get().stream(turns, params)
+
+    def image_frame(self, image: Path) -> tuple[int, int] | None:
+        """The loaded backend's grounding frame, when it has that capability."""
+        frame_of = getattr(self.loader.get(), "image_frame", None)
+        return frame_of(image) if frame_of else None

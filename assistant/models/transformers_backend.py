@@ -78,6 +78,18 @@ class TransformersVisionModel:
         inputs = self._inputs(turns)  # bad images fail here, before any thread starts
         return self._generate_stream(inputs, params)
 
+    def image_frame(self, image: Path) -> tuple[int, int]:
+        """The (width, height) in pixels of the image as the model saw it: the frame of the absolute box
+        coordinates Qwen2.5-VL answers with. Processors that report a patch grid give it exactly."""
+        picture = load_image(image, self.max_pixels)
+        processor = self.processor.image_processor
+        grid = processor(images=[picture], return_tensors="pt").get("image_grid_thw")
+        patch = getattr(processor, "patch_size", None)
+        if grid is None or not patch:
+            return picture.size
+        _, rows, cols = (int(v) for v in grid[0])
+        return cols * patch, rows * patch
+
     def _inputs(self, turns: Sequence[ChatTurn]):
         messages = [
             {"role": t.role, "content": [{"type": "image", "image": load_image(p, self.max_pixels)}

@@ -31,3 +31,17 @@ def serve(pipeline, settings: Settings):
         yield f"http://{settings.ui.host}:{settings.ui.port}/"
     finally:
         app.close()
+
+
+def chat_args(text: str, files=(), *, temperature=0.0, max_new_tokens=16, use_knowledge=True, k=4,
+              strict=False) -> tuple:
+    """The /chat endpoint's arguments in order: message, then the Settings accordion's inputs."""
+    from gradio_client import handle_file
+
+    message = {"text": text, "files": [handle_file(str(f)) for f in files]}
+    return message, temperature, max_new_tokens, use_knowledge, k, strict
+
+
+def ask(client, text: str, files=(), **options):
+    """Ask through /chat and return (answer, sources_html, sources_data)."""
+    return client.predict(*chat_args(text, files, **options), api_name="/chat")

@@ -5,7 +5,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from assistant.composition import build_pipeline
-from tests.helpers.server import serve, app_settings
+from tests.helpers.server import app_settings, ask, chat_args, serve
 
 pytestmark = pytest.mark.integration
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def app_url(tiny_models, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     settings = app_settings(tmp, model={"checkpoint": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 24},
-                             retrieval={"embedder": str(tiny_models["clip"])})
+                            retrieval={"embedder": str(tiny_models["clip"])})
     pipeline = build_pipeline(settings)
     pipeline.model.loader.get(timeout=120)
     pipeline.knowledge.loader.get(timeout=120)
@@ -50,25 +50,23 @@ def test_ingest_list_search_delete(client, tmp_path, red_png):
     assert "invoice.txt" not in [row[0] for row in table["data"]]
 
 
-def test_upload_image_ask_and_receive_streamed_answer_with_sources(client, tmp_path, red_png):
+def test_upload_image_ask_and_receive_streamed_answer_with_sources(client, red_png):
     client.predict([handle_file(str(red_png))], api_name="/ingest")
-    job = client.submit({"text": "What is in this picture?", "files": [handle_file(str(red_png))]},
-                        0.0, 16, True, api_name="/chat")
+    job = client.submit(*chat_args("What is in this picture?", [red_png]), api_name="/chat")
     updates = list(job)
-    answer, sources_md, gallery = job.result()
+    answer, cards, sources = job.result()
     assert len(updates) >= 2  # sources first, then the answer
-    first_answer, first_sources, _ = updates[0]
-    assert first_answer == "…" and "[1]" in first_sources  # sources arrive before any token
+    first_answer, first_cards, first_sources = updates[0]
+    assert first_answer == "…" and first_sources  # sources arrive before any token
     assert answer and answer != "…" and not answer.startswith("⚠️")
-    assert "red.png" in sources_md
-    assert gallery and gallery[0][1].startswith("[1] red.png")
+    image_source = next(s for s in sources if s["name"] == "red.png")
+    assert image_source["kind"] == "image" and image_source["thumbnail"].endswith(".jpg")
+    assert 'id="source-1"' in cards and "gradio_api/file=" in cards
 
 
 def test_second_turn_keeps_the_conversation(client, red_png, blue_png):
-    client.predict({"text": "What colour?", "files": [handle_file(str(red_png))]}, 0.0, 16, False,
-                   api_name="/chat")
-    answer, _, _ = client.predict({"text": "And this one?", "files": [handle_file(str(blue_png))]},
-                                  0.0, 16, False, api_name="/chat")
+    ask(client, "What colour?", [red_png], use_knowledge=False)
+    answer, _, _ = ask(client, "And this one?", [blue_png], use_knowledge=False)
     assert answer and not answer.startswith("⚠️")
 
 
@@ -78,4 +76,4 @@ def test_non_image_attachment_is_refused_clearly(client, tmp_path):
     doc = tmp_path / "notes.txt"
     doc.write_text("hello")
     with pytest.raises(AppError, match="image"):
-        client.predict({"text": "read this", "files": [handle_file(str(doc))]}, 0.0, 16, True, api_name="/chat")
+        ask(client, "read this", [doc])

@@ -1,13 +1,13 @@
 """What reaches the model through the real app: a scripted model at the edge records the turns."""
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client, handle_file  # noqa: F401
 
 from assistant.knowledge import Knowledge
 from assistant.pipeline import AnswerPipeline
 from retrieval.store import KnowledgeBase
 from tests.helpers.fakes import HashingEmbedder, ScriptedModel
-from tests.helpers.server import serve, app_settings
+from tests.helpers.server import app_settings, ask, chat_args, serve
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +24,8 @@ def scripted(tmp_path):
 
 def test_history_with_images_reaches_the_model_in_order(scripted, red_png, blue_png):
     model, client = scripted
-    client.predict({"text": "Compare", "files": [handle_file(str(red_png)), handle_file(str(blue_png))]},
-                   0.0, 64, False, api_name="/chat")
-    client.predict({"text": "Now this", "files": [handle_file(str(red_png))]}, 0.0, 64, False, api_name="/chat")
+    ask(client, "Compare", [red_png, blue_png], max_new_tokens=64, use_knowledge=False)
+    ask(client, "Now this", [red_png], max_new_tokens=64, use_knowledge=False)
     turns = model.calls[-1]
     assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
     assert [p.name for p in turns[1].images] == ["red.png", "blue.png"]
@@ -39,10 +38,10 @@ def test_cited_source_is_marked(scripted, tmp_path):
     note = tmp_path / "invoice.txt"
     note.write_text("The invoice total is 42 euros.")
     client.predict([handle_file(str(note))], api_name="/ingest")
-    answer, sources_md, _ = client.predict({"text": "invoice total?", "files": []}, 0.0, 64, True,
-                                           api_name="/chat")
-    assert answer == "The total is 42 euros [1]."
-    assert "**[1]** invoice.txt" in sources_md and "✓ cited" in sources_md
+    answer, cards, sources = ask(client, "invoice total?", max_new_tokens=64)
+    assert answer == 'The total is 42 euros <a href="#source-1" class="cite" data-source="1">[1]</a>.'
+    assert sources[0]["name"] == "invoice.txt" and sources[0]["cited"] is True
+    assert 'class="source cited" id="source-1"' in cards
     assert '<source id="1" file="invoice.txt"' in model.calls[-1][-1].text
 
 
@@ -60,7 +59,7 @@ def test_app_is_served_while_the_model_loads(tmp_path):
         assert urllib.request.urlopen(url, timeout=10).status == 200  # served before the model is ready
         assert lazy.status().state == "loading"
         client = Client(url, verbose=False)
-        job = client.submit({"text": "hello", "files": []}, 0.0, 64, False, api_name="/chat")
+        job = client.submit(*chat_args("hello", max_new_tokens=64, use_knowledge=False), api_name="/chat")
         first = next(iter(job))
         assert "still loading" in first[0]
         gate.set()

@@ -4,7 +4,7 @@ import pytest
 from gradio_client import Client
 
 from assistant.composition import build_pipeline
-from tests.helpers.server import serve, app_settings
+from tests.helpers.server import app_settings, ask, serve
 
 pytestmark = pytest.mark.integration
 
@@ -13,8 +13,7 @@ def test_missing_model_gives_a_clear_message(tmp_path, tiny_models):
     settings = app_settings(tmp_path, model={"checkpoint": "example-org/not-downloaded-vlm"},
                              retrieval={"embedder": str(tiny_models["clip"])})
     with serve(build_pipeline(settings), settings) as url:
-        answer, _, _ = Client(url, verbose=False).predict({"text": "hello", "files": []}, 0.0, 16, False,
-                                                          api_name="/chat")
+        answer, _, _ = ask(Client(url, verbose=False), "hello", use_knowledge=False)
     assert answer.startswith("⚠️")
     assert "example-org/not-downloaded-vlm" in answer and "ASSISTANT_MODEL__CHECKPOINT" in answer
     assert "Traceback" not in answer and "network error" not in answer.lower()
@@ -25,7 +24,7 @@ def test_missing_embedder_leaves_chat_working(tmp_path, tiny_models):
                              retrieval={"embedder": str(tmp_path / "no-embedder")})
     with serve(build_pipeline(settings), settings) as url:
         client = Client(url, verbose=False)
-        answer, sources_md, _ = client.predict({"text": "hello", "files": []}, 0.0, 16, True, api_name="/chat")
+        answer, cards, _ = ask(client, "hello")
         report, _, _ = client.predict([], api_name="/ingest")
     assert not answer.startswith("⚠️")
-    assert "Knowledge base unavailable" in sources_md and "ASSISTANT\\_RETRIEVAL\\_\\_EMBEDDER" in sources_md
+    assert "Knowledge base unavailable" in cards and "ASSISTANT_RETRIEVAL__EMBEDDER" in cards

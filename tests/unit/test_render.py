@@ -9,29 +9,58 @@ from ui import render
 from ui.app import AssistantUI
 
 
-def source(n, text, kind="text", thumb=None, name="doc.md"):
-    return Source(n, Hit(Chunk(f"id{n}", "d", f"/x/{name}", kind, text, "part 1", thumb), 0.5))
+def source(n, text, kind="text", thumb=None, name="doc.md", score=0.5):
+    return Source(n, Hit(Chunk(f"id{n}", "d", f"/x/{name}", kind, text, "part 1", thumb), score))
 
 
-def test_document_text_is_inert_in_the_sources_panel():
-    md = render.sources_markdown((source(1, "![x](http://evil/a.png) <script>alert(1)</script> [link](http://e)"),))
-    assert "![x](" not in md and "<script>" not in md and "](http" not in md
-    assert "\\<script\\>" in md
+HOSTILE = '![x](http://evil.invalid/a.png) <script>alert(1)</script> <img src="http://evil.invalid/b.png"> [l](http://e)'
 
 
-def test_cited_sources_are_marked():
-    md = render.sources_markdown((source(1, "a"), source(2, "b")), cited=(2,))
-    assert md.count("✓ cited") == 1 and md.index("✓ cited") > md.index("**[2]**")
+def test_document_text_is_inert_in_source_cards():
+    cards = render.sources_html((source(1, HOSTILE, name="<i>bad.md"),))
+    assert "<script>" not in cards and "<img src=\"http://evil" not in cards and "<i>bad" not in cards
+    assert "&lt;script&gt;" in cards and "&lt;i&gt;bad.md" in cards
 
 
-def test_gallery_lists_only_sources_with_thumbnails():
-    items = render.gallery_items((source(1, "a"), source(2, "img", "image", "/t/2.jpg", "cat.png")))
-    assert items == [("/t/2.jpg", "[2] cat.png")]
+def test_model_markdown_is_inert_but_readable():
+    out = render.safe_markdown("**Bold** " + HOSTILE + " [link](javascript:alert(1))")
+    assert "<script" not in out and "<img" not in out and "![" not in out and "javascript:" not in out
+    assert out.startswith("**Bold** !\\[x](http://evil.invalid/a.png) &lt;script>")
+
+
+def test_code_is_left_alone():
+    text = "Use `a < b` and\n```html\n<p>hi</p>\n```\nthen <b>"
+    out = render.safe_markdown(text)
+    assert "`a < b`" in out and "<p>hi</p>" in out and out.endswith("then &lt;b>")
+
+
+def test_citations_link_to_their_cards_only_when_in_range():
+    out = render.safe_markdown("Total is 42 [1], see [2] and [7]. `x[1]`", n_sources=2)
+    assert out.count('href="#source-1"') == 1 and out.count('href="#source-2"') == 1
+    assert "[7]" in out and 'href="#source-7"' not in out and "`x[1]`" in out
+
+
+def test_cards_mark_cited_and_dim_the_rest_only_when_complete():
+    sources = (source(1, "a"), source(2, "b", "image", "/t/2.jpg", "cat.png"))
+    streaming = render.sources_html(sources)
+    assert "cited" not in streaming
+    done = render.sources_html(sources, cited=(2,))
+    assert 'class="source uncited" id="source-1"' in done and 'class="source cited" id="source-2"' in done
+    assert 'src="gradio_api/file=/t/2.jpg"' in done and "<blockquote>a</blockquote>" in done
+
+
+def test_notice_replaces_the_cards():
+    assert "embedder missing" in render.sources_html((source(1, "a"),), notice="embedder missing")
+
+
+def test_sources_data_for_api_callers():
+    [item] = render.sources_data((source(1, "a", score=0.25),), cited=(1,))
+    assert item["number"] == 1 and item["name"] == "doc.md" and item["cited"] is True and item["score"] == 0.25
 
 
 def test_chat_refuses_non_image_attachments():
-    ui = AssistantUI(pipeline=None, settings=None)
+    ui = AssistantUI.__new__(AssistantUI)
     with pytest.raises(InputError, match="report.pdf"):
         ui._request({"text": "read", "files": [{"path": "/u/report.pdf"}]}, [], 0.2, 64, True)
-    request = ui._request({"text": "look", "files": ["/u/a.PNG"]}, [], 0.2, 64, True)
-    assert request.images == (Path("/u/a.PNG"),)
+    request = ui._request({"text": "look", "files": ["/u/a.PNG"]}, [], 0.2, 64, True, 3, True)
+    assert request.images == (Path("/u/a.PNG"),) and request.k == 3 and request.strict is True
