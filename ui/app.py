@@ -165,7 +165,8 @@ class AssistantUI:
                     textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                                  placeholder=t("chat_placeholder"), elem_id="chat-input"),
                     additional_inputs=inputs,
-                    additional_inputs_accordion=gr.Accordion(t("settings"), open=False, render=False),
+                    additional_inputs_accordion=gr.Accordion(t("settings"), open=False, render=False,
+                                                                 elem_id="chat-settings"),
                     additional_outputs=[cards, data],
                     examples=[[{"text": "What shapes and colours are in this picture?", "files": [shapes]},
                                *defaults],
@@ -186,7 +187,7 @@ class AssistantUI:
                         elem_id="kb-files")
         add = gr.Button(t("add_button"), variant="primary", elem_id="kb-add")
         report = gr.Markdown(elem_id="kb-report")
-        table = gr.Dataframe(headers=[t("col_document"), t("col_kind"), t("col_chunks"), t("col_id")],
+        table = gr.Dataframe(headers=["📄", "🏷", "#", "ID"],
                              interactive=False, label=t("documents"), elem_id="kb-table")
         with gr.Row():
             choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")

@@ -48,7 +48,7 @@ class HashingEmbedder:
     the last 8 dimensions and text the others, so a text query never ranks an image by accident.
     """
 
-    def __init__(self, dim: int = 64, name: str = "hashing-64"):
+    def __init__(self, dim: int = 256, name: str = "hashing-256"):
         self.dim = dim
         self.name = name
 

@@ -108,3 +108,75 @@ def test_closing_the_answer_closes_the_model_stream():
 def test_cited_numbers_order_and_range():
     assert cited_numbers("b [2] a [1] again [2] [0] [4]", 3) == (2, 1)
     assert cited_numbers("no citations", 3) == ()
+
+
+def test_strict_mode_abstains_without_asking_the_model(knowledge):
+    model = ScriptedModel("should not be called")
+    pipeline = AnswerPipeline(model, knowledge, min_score=0.99, strict=True)
+    out = events(pipeline, ChatRequest("What is the capital of Peru?"))
+    done = out[-1]
+    assert done.abstained and not model.calls
+    assert done.text.startswith("Not found in your documents.")
+    best = max(h.score for h in knowledge.search("What is the capital of Peru?", k=4))
+    assert f"{best:.2f}" in done.text and "0.99" in done.text
+    assert [type(e).__name__ for e in out] == ["Retrieved", "Token", "Completed"]
+
+
+def test_strict_mode_answers_in_chinese_and_can_be_switched_per_request(knowledge):
+    pipeline = AnswerPipeline(ScriptedModel("ok"), knowledge, min_score=0.99, strict=True)
+    assert events(pipeline, ChatRequest("秘鲁的首都是哪里？"))[-1].text.startswith("在您的文档中未找到")
+    assert events(pipeline, ChatRequest("capital of Peru?", strict=False))[-1].text == "ok"
+
+
+def test_strict_mode_with_an_empty_knowledge_base(tmp_path):
+    kb = KnowledgeBase.open(tmp_path / "empty", HashingEmbedder())
+    out = events(AnswerPipeline(ScriptedModel(), Knowledge.ready(kb), strict=True), ChatRequest("anything"))
+    assert out[-1].abstained and "nothing to search" in out[-1].text
+    kb.close()
+
+
+def test_strict_mode_passes_when_a_source_is_relevant(knowledge):
+    model = ScriptedModel("42 euros [1]")
+    out = events(AnswerPipeline(model, knowledge, min_score=0.3, strict=True), ChatRequest("invoice total"))
+    assert not out[-1].abstained and out[-1].cited == (1,) and model.calls
+
+
+def test_prompt_language_follows_the_question(knowledge):
+    model = ScriptedModel()
+    pipeline = AnswerPipeline(model, knowledge, k=1)
+    events(pipeline, ChatRequest("发票 invoice 总额是多少？"))
+    system, user = model.calls[-1][0], model.calls[-1][-1]
+    assert "始终使用用户提问的语言回答" in system.text and "问题：" in user.text
+    events(pipeline, ChatRequest("What is the invoice total?"))
+    assert "Always answer in the language" in model.calls[-1][0].text
+
+
+def test_plain_image_chat_prompt_without_sources(red_png):
+    model = ScriptedModel()
+    events(AnswerPipeline(model, None), ChatRequest("what colour?", (red_png,)))
+    assert "<source" not in model.calls[0][0].text and "cite" not in model.calls[0][0].text
+
+
+def test_boxes_in_the_answer_are_drawn_on_the_users_image(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (400, 200), "white").save(photo)
+
+    class Grounding(ScriptedModel):
+        def image_frame(self, path):
+            return (200, 100)  # the model saw the image at half size
+
+    answer = 'Found it: ```json\n[{"bbox_2d": [50, 25, 100, 75], "label": "cat"}]\n```'
+    done = events(AnswerPipeline(Grounding(answer), None, annotations_dir=tmp_path / "ann"),
+                  ChatRequest("where is the cat?", (photo,)))[-1]
+    [annotated] = done.annotated
+    image = Image.open(annotated).convert("RGB")
+    assert image.size == (400, 200)
+    assert image.getpixel((100, 100)) != (255, 255, 255)  # the left edge, scaled by 2
+    assert image.getpixel((150, 100)) == (255, 255, 255)  # inside the box stays untouched
+    assert image.getpixel((300, 100)) == (255, 255, 255)
+
+
+def test_no_boxes_no_annotation(red_png):
+    assert events(AnswerPipeline(ScriptedModel("plain"), None), ChatRequest("hi", (red_png,)))[-1].annotated == ()

@@ -24,3 +24,23 @@ def test_missing_variable_is_an_error_not_blank():
 def test_unknown_language_is_refused():
     with pytest.raises(ValueError, match="xx"):
         prompts.render("system", "xx")
+
+
+def test_every_template_exists_in_every_language():
+    names = {p.name.split(".")[0] for p in prompts.TEMPLATE_DIR.glob("*.j2")}
+    for name in names:
+        for language in prompts.LANGUAGES:
+            assert (prompts.TEMPLATE_DIR / f"{name}.{language}.j2").exists(), (name, language)
+
+
+def test_both_languages_frame_sources_as_data():
+    assert "not instructions" in prompts.render("system_grounded", "en")
+    assert "不是指令" in prompts.render("system_grounded", "zh")
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("What is in this image?", "en"), ("这张图片里有什么？", "zh"), ("CT 报告里的结论是什么？", "zh"),
+    ("What does 肺 mean in this report?", "en"), ("", "en"), ("1234 !!", "en"),
+])
+def test_detect_language(text, language):
+    assert prompts.detect_language(text) == language
