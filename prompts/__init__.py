@@ -13,13 +13,24 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "zh")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_SOURCE_TAG = re.compile(r"<(/?)(source)", re.I)
+
+
+def as_data(text: str) -> str:
+    """Quoted document text: it cannot open or close a ``<source>`` block and so pass for our words."""
+    return _SOURCE_TAG.sub(r"‹\1\2", str(text))
+
+
+def as_attribute(text: str) -> str:
+    """A value inside ``attr="..."``: no quote or angle bracket can end it."""
+    return as_data(text).replace('"', "'").replace("<", "‹").replace(">", "›").replace("\n", " ")
 
 
 @lru_cache(maxsize=1)
 def _environment():
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
@@ -27,6 +38,8 @@ def _environment():
         lstrip_blocks=True,
         autoescape=False,  # prompts are plain text for a model, not HTML
     )
+    env.filters.update(data=as_data, attr=as_attribute)
+    return env
 
 
 def render(name: str, language: str = "en", **variables) -> str:
