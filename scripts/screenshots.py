@@ -20,6 +20,7 @@ def main(out: Path) -> None:
 
     from assistant.composition import build_pipeline
     from tests.browser.conftest import CHROMIUM, FLAGS
+    from tests.helpers.browser import ask
     from tests.helpers.server import app_settings, serve
     from tests.helpers.tiny_models import build_all
 
@@ -46,10 +47,9 @@ def main(out: Path) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url)
         page.get_by_text("model: ready").wait_for(timeout=30_000)
-        page.locator("#chat-input input[type=file]").set_input_files(str(photo))
-        page.locator("#chat-input textarea").fill("What does the chart show, and what is the invoice total?")
-        page.locator("#chat-input textarea").press("Enter")
-        page.wait_for_timeout(4000)
+        ask(page, "What does the chart show, and what is the invoice total?", [photo])
+        page.locator("#sources details:has(img.thumb) summary").first.click()
+        page.wait_for_timeout(500)
         page.screenshot(path=str(out / "chat.png"))
         page.get_by_role("tab", name="Knowledge base").click()
         page.wait_for_timeout(1000)

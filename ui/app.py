@@ -17,6 +17,8 @@ from ui.history import normalise_history, path_of
 from ui.i18n import make_i18n
 
 ASSETS = Path(__file__).parent / "assets"
+EXAMPLES = ["What shapes and colours are in this picture?", "Locate the red circle and the blue square.",
+            "这张图片里有什么？"]
 LOADING = "⏳ The model is still loading; your answer will start when it is ready."
 
 
@@ -154,11 +156,10 @@ class AssistantUI:
             gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources"), render=False),
             gr.Checkbox(value=s.retrieval.strict, label=t("strict"), render=False, elem_id="strict"),
         ]
-        defaults = [s.model.temperature, s.model.max_new_tokens, kb_on, s.retrieval.k, s.retrieval.strict]
         shapes = str(ASSETS / "shapes.png")
         with gr.Row():
             with gr.Column(scale=3):
-                gr.ChatInterface(
+                chat = gr.ChatInterface(
                     self.chat, multimodal=True, api_name="chat",
                     chatbot=gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot",
                                        sanitize_html=True),
@@ -168,14 +169,12 @@ class AssistantUI:
                     additional_inputs_accordion=gr.Accordion(t("settings"), open=False, render=False,
                                                                  elem_id="chat-settings"),
                     additional_outputs=[cards, data],
-                    examples=[[{"text": "What shapes and colours are in this picture?", "files": [shapes]},
-                               *defaults],
-                              [{"text": "Locate the red circle and the blue square.", "files": [shapes]},
-                               *defaults],
-                              [{"text": "这张图片里有什么？", "files": [shapes]}, *defaults]],
-                    examples_label=t("examples"), run_examples_on_click=False, cache_examples=False,
                     fill_height=False,
                 )
+                # Examples fill the input box only: the Settings keep their values (and Gradio's example
+                # table would show the settings' translated labels untranslated).
+                gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES],
+                            inputs=[chat.textbox], label=t("examples"))
             with gr.Column(scale=2):
                 gr.Markdown(t("sources"))
                 cards.render()

@@ -59,6 +59,7 @@ def sources_html(sources: tuple[Source, ...], cited: tuple[int, ...] | None = No
         return f'<div class="sources-empty">{html.escape(notice)}</div>'
     if not sources:
         return '<div class="sources-empty">—</div>'
+    cited = cited or None  # an answer that cites nothing dims nothing
     return '<div class="sources">' + "".join(_card(s, cited) for s in sources) + "</div>"
 
 
@@ -98,6 +99,7 @@ SOURCES_CSS = """
 .sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
 .sources-empty { color: var(--body-text-color-subdued); }
 a.cite { text-decoration: none; font-weight: 600; }
+#title p { font-size: 1.5rem !important; font-weight: 700 !important; margin: 0; }
 """
 
 
