@@ -10,7 +10,8 @@ run:  ## set up .venv and serve the app on http://127.0.0.1:7860
 demo: tiny-models  ## serve the app fully offline with tiny random models (answers are random text)
 	$(OFFLINE_ENV) ASSISTANT_OFFLINE=true ASSISTANT_DATA_DIR=data-demo \
 	ASSISTANT_MODEL__CHECKPOINT=$(CURDIR)/tiny-models/qwen2_5_vl \
-	ASSISTANT_RETRIEVAL__EMBEDDER=$(CURDIR)/tiny-models/clip .venv/bin/python -m ui
+	ASSISTANT_RETRIEVAL__EMBEDDER=$(CURDIR)/tiny-models/clip ASSISTANT_RETRIEVAL__TEXT_EMBEDDER= \
+	.venv/bin/python -m ui
 
 tiny-models:
 	scripts/setup.sh requirements.txt

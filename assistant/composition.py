@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 
@@ -44,18 +45,27 @@ def build_model(settings: Settings) -> LazyModel:
     return LazyModel(s.checkpoint or "default model", Background("model", load))
 
 
-def build_knowledge(settings: Settings) -> Knowledge:
-    from retrieval.embedders import TransformersEmbedder
+def open_knowledge_base(settings: Settings):
+    """Load the embedders and open the knowledge base (raises ``RetrievalError``)."""
+    from retrieval.embedders import TransformersEmbedder, TransformersTextEmbedder
     from retrieval.store import KnowledgeBase
 
     r = settings.retrieval
+    _import_transformers()
+    embedder = TransformersEmbedder.from_pretrained(r.embedder)
+    text_embedder = TransformersTextEmbedder.from_pretrained(r.text_embedder) if r.text_embedder else None
+    kb = KnowledgeBase.open(settings.data_dir, embedder, text_embedder=text_embedder, collection=r.collection,
+                            ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
+                            chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr,
+                            max_pages=r.max_pages)
+    atexit.register(kb.close)  # a clean close spares the next start its health probe
+    return kb
 
+
+def build_knowledge(settings: Settings) -> Knowledge:
     def load():
-        _import_transformers()
         with translated_errors():
-            embedder = TransformersEmbedder.from_pretrained(r.embedder)
-            return KnowledgeBase.open(settings.data_dir, embedder, collection=r.collection,
-                                      chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap)
+            return open_knowledge_base(settings)
 
     return Knowledge(Background("knowledge base", load), max_pixels=settings.model.max_pixels)
 

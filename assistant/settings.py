@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
 CPU_DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolVLM-256M-Instruct"
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
+DEFAULT_TEXT_EMBEDDER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 
 
 class ModelSettings(BaseModel):
@@ -39,14 +40,24 @@ class RetrievalSettings(BaseModel):
     enabled: bool = Field(True, description="Use the knowledge base when answering.")
     embedder: str = Field(DEFAULT_EMBEDDER, description="CLIP/SigLIP-family checkpoint or folder that "
                           "embeds text and images into one space.")
-    collection: str = Field("knowledge", min_length=3, description="Chroma collection name.")
+    text_embedder: str = Field(DEFAULT_TEXT_EMBEDDER, description="Sentence encoder for passages (a "
+                               "multilingual default; `all-MiniLM-L6-v2` is English-only). Empty: none, "
+                               "passages are then found by the cross-modal space and BM25 alone.")
+    collection: str = Field("knowledge", min_length=3, description="Chroma collection name prefix.")
+    ocr: bool = Field(True, description="Read text in images and scanned PDF pages (RapidOCR, offline).")
+    max_pages: int = Field(1000, ge=1, description="PDFs with more pages are refused.")
+    max_store_gb: float = Field(20.0, gt=0, description="Size guard of the vector index: ingest stops, and "
+                                "a larger index found on open is rebuilt from the record.")
+    ef_search: int = Field(128, ge=10, description="HNSW search breadth: higher finds more true neighbours, "
+                           "slower.")
     k: int = Field(4, ge=1, le=50, description="Sources given to the model per question.")
     min_score: float = Field(0.0, ge=-1.0, le=1.0, description="Relevance threshold: hits below this "
                              "cosine similarity are not used as sources. Calibrate it for your embedder.")
     strict: bool = Field(False, description="Strict grounding: when no source passes the threshold, answer "
                          "\"not found in your documents\" without asking the model (a toggle in the UI too).")
-    chunk_size: int = Field(500, ge=50, description="Characters per text chunk.")
-    chunk_overlap: int = Field(50, ge=0, description="Characters shared by neighbouring chunks.")
+    chunk_size: int = Field(800, ge=50, description="Characters per text chunk (chunks follow pages, "
+                            "headings, paragraphs and sentence ends, Chinese ones included).")
+    chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
 
 
 class UISettings(BaseModel):

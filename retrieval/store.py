@@ -1,8 +1,15 @@
-"""The knowledge base: documents embedded into one Chroma collection on disk.
+"""The knowledge base: documents parsed, chunked, embedded and searchable in four directions.
 
-We embed and pass vectors ourselves (Chroma's default embedding function downloads a model), store the
-embedder's name and dimension on the collection and refuse a mismatch, and derive every id from content
-so that ingesting the same file twice changes nothing.
+- The durable record (``records.py``, SQLite with WAL) holds documents, chunks, their vectors and a BM25
+  index; a document is committed there only after Chroma has acknowledged its vectors.
+- Chroma (``index.py``) holds two derived indexes: ``cross`` (a CLIP/SigLIP space with images, figures,
+  page renders and the heads of text chunks) and ``text`` (a sentence encoder over passages). On open it
+  is checked against the record and rebuilt from it when broken.
+- A query (text and/or images) is run against every index that fits it, OCR reads text in query images,
+  and the rankings are fused by reciprocal rank fusion. A hit's ``score`` is its best cosine similarity
+  to the query, which the caller's relevance threshold compares against.
+
+One process writes at a time: a file lock is held while the knowledge base is open.
 """
 
 from __future__ import annotations
@@ -13,57 +20,90 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from retrieval import loaders
-from retrieval.embedders import Embedder
-from retrieval.errors import DocumentNotFoundError, EmbedderMismatchError, RetrievalError
+from retrieval.chunking import split_passages
+from retrieval.embedders import Embedder, TextEmbedder
+from retrieval.errors import (
+    DocumentNotFoundError,
+    EmbedderMismatchError,
+    KnowledgeBaseBusyError,
+    RetrievalError,
+    StoreTooLargeError,
+)
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.index import CLEAN_MARKER, VectorIndex
+from retrieval.records import Entry, Records
 from retrieval.types import Chunk, DocumentInfo, Hit, IngestReport
+from retrieval.worker import ParseWorker
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
-THUMBNAIL_SIZE = 384
-ADD_BATCH = 256
+STAGES = ("parse", "OCR", "embed", "store")
+HEAD_CHARS = 300  # the part of a text chunk the cross-modal space sees (CLIP reads 77 tokens)
 
 
 class KnowledgeBase:
-    def __init__(self, client, collection, embedder: Embedder, files_dir: Path, *,
-                 chunk_size: int = 500, chunk_overlap: int = 50):
-        self.client = client
-        self.collection = collection
+    def __init__(self, data_dir: Path, records: Records, index: VectorIndex, lock, embedder: Embedder,
+                 text_embedder: TextEmbedder | None, parser, *, chunk_size: int = 800,
+                 chunk_overlap: int = 100, ocr: bool = True, max_pages: int = 1000,
+                 max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True):
+        self.data_dir = data_dir
+        self.files_dir = data_dir / "files"
+        self.records = records
+        self.index = index
+        self.lock = lock
         self.embedder = embedder
-        self.files_dir = files_dir
+        self.text_embedder = text_embedder
+        self.parser = parser
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages)
+        self.max_store_bytes = max_store_bytes
+        self.ocr_queries = ocr_queries
 
     @classmethod
-    def open(cls, data_dir: Path, embedder: Embedder, *, collection: str = "knowledge",
-             ef_search: int = 128, **options) -> KnowledgeBase:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
+    def open(cls, data_dir: Path, embedder: Embedder, *, text_embedder: TextEmbedder | None = None,
+             collection: str = "knowledge", ef_search: int = 128, parser=None,
+             max_store_bytes: int = 20 * 10**9, **options) -> KnowledgeBase:
+        from filelock import FileLock, Timeout
 
         data_dir = Path(data_dir)
-        files_dir = data_dir / "files"
-        files_dir.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
-            path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
-        )
-        coll = client.get_or_create_collection(
-            collection,
-            embedding_function=None,
-            metadata={"embedder": embedder.name, "dim": embedder.dim},
-            configuration={"hnsw": {"space": "cosine", "ef_search": ef_search, "ef_construction": 200}},
-        )
+        (data_dir / "files").mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(data_dir / "knowledge.lock"))
         try:
-            _check_embedder(coll, embedder, data_dir)
-        except EmbedderMismatchError:
-            client.close()
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise KnowledgeBaseBusyError(
+                f"The knowledge base in {data_dir} is open in another process (the app or another command). "
+                "Stop that process, or point ASSISTANT_DATA_DIR at another folder.") from None
+        try:
+            records = Records(data_dir / "records.sqlite3")
+            _check_embedders(records, embedder, text_embedder, data_dir)
+            marker = data_dir / CLEAN_MARKER
+            index = VectorIndex(data_dir / "chroma", collection=collection, ef_search=ef_search,
+                                max_bytes=max_store_bytes)
+            index.open(records, clean=marker.exists())
+            marker.unlink(missing_ok=True)  # written back by close(): its absence means a crash
+        except BaseException:
+            lock.release()
             raise
-        return cls(client, coll, embedder, files_dir, **options)
+        return cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
+                   max_store_bytes=max_store_bytes, **options)
 
     def close(self) -> None:
-        self.client.close()
+        if self.records is None:
+            return
+        self.parser.close()
+        self.index.close()
+        self.records.close()
+        self.records = None
+        (self.data_dir / CLEAN_MARKER).touch()
+        self.lock.release()
 
     # -- ingest ---------------------------------------------------------------------------------
 
@@ -77,120 +117,141 @@ class KnowledgeBase:
             raise ValueError("give one source name per path")
         reports = []
         for i, (path, name) in enumerate(zip(files, names)):
-            if progress:
-                progress(i / max(len(files), 1), f"{name or path.name} ({i + 1}/{len(files)})")
-            reports.append(self.ingest(path, source=name))
+            step = _stepper(progress, i, len(files), name or path.name)
+            reports.append(self.ingest(path, source=name, progress=step))
         if progress:
             progress(1.0, "done")
         return reports
 
-    def ingest(self, path: Path, *, source: str | None = None) -> IngestReport:
+    def ingest(self, path: Path, *, source: str | None = None,
+               progress: Callable[[str], None] | None = None) -> IngestReport:
         """Ingest one file. A failure is reported, never raised, so a batch goes on."""
         path = Path(path)
         source = source or str(path.resolve())
         try:
-            return self._ingest(path, source)
+            return self._ingest(path, source, progress or (lambda stage: None))
+        except (StoreTooLargeError, KnowledgeBaseBusyError):
+            raise
         except RetrievalError as exc:
             return IngestReport(source=source, status="failed", error=str(exc))
         except OSError as exc:
             return IngestReport(source=source, status="failed", error=f"{path.name}: {exc.strerror or exc}")
 
-    def _ingest(self, path: Path, source: str) -> IngestReport:
+    def _ingest(self, path: Path, source: str, stage: Callable[[str], None]) -> IngestReport:
         doc_id = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-        existing = self._doc_ids_for(source)
-        if doc_id in existing or self._has_doc(doc_id):
-            return IngestReport(source=source, status="unchanged", doc_id=doc_id,
-                                chunks=self._count(doc_id))
-        parsed = loaders.parse(path, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
-        chunks, vectors = self._embed(parsed, doc_id, source, path)
-        self._add(chunks, vectors)
-        for old in existing:  # a changed file replaces its earlier version, after the new one is stored
+        existing = self.records.doc_ids_for(source)
+        if (known := self.records.document(doc_id)) is not None:
+            return IngestReport(source=source, status="unchanged", doc_id=doc_id, chunks=known.chunks)
+        if self.index.size() > self.max_store_bytes:
+            raise StoreTooLargeError(f"The vector index is over its size guard ({self.max_store_bytes / 1e9:.1f} "
+                                     "GB); nothing more is added. Raise ASSISTANT_RETRIEVAL__MAX_STORE_GB.")
+        stage("parse")
+        parsed = self.parser.parse(path, self.options)
+        if parsed.ocr_requests:
+            stage("OCR")
+            parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name))
+        stage("embed")
+        entries = self._entries(parsed, doc_id, source)
+        if not entries:
+            raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
+        stage("store")
+        for space in ("cross", "text"):
+            with_space = [e for e in entries if space in e.vectors]
+            if with_space:
+                self.index.add(space, [e.chunk.id for e in with_space],
+                               np.stack([e.vectors[space] for e in with_space]))
+        self.records.add_document(doc_id, source, parsed.kind, entries)  # the acknowledgement
+        for old in existing - {doc_id}:  # a changed file replaces its earlier version
             self.delete(old)
-        status = "replaced" if existing else "added"
-        return IngestReport(source=source, status=status, doc_id=doc_id, chunks=len(chunks))
+        return IngestReport(source=source, status="replaced" if existing else "added", doc_id=doc_id,
+                            chunks=len(entries))
 
-    def _embed(self, parsed: loaders.Parsed, doc_id: str, source: str, path: Path):
-        if parsed.kind == "image":
-            thumb = self._save_thumbnail(parsed.image, doc_id)
-            chunk = Chunk(_chunk_id(doc_id, 0, path.name), doc_id, source, "image", path.name,
-                          "image", str(thumb))
-            return [chunk], self.embedder.embed_images([parsed.image])
-        chunks = [Chunk(_chunk_id(doc_id, i, p.text), doc_id, source, "text", p.text, p.locator)
-                  for i, p in enumerate(parsed.passages)]
-        return chunks, self.embedder.embed_texts([c.text for c in chunks])
+    def _entries(self, parsed: loaders.Parsed, doc_id: str, source: str) -> list[Entry]:
+        page_thumbs = {}
+        entries: list[Entry] = []
+        for i, picture in enumerate(parsed.pictures):
+            chunk_id = _chunk_id(doc_id, f"picture{i}", picture.locator)
+            thumb = self._save_thumbnail(picture.image, chunk_id)
+            if picture.kind == "page":
+                page_thumbs[picture.page] = thumb
+            text = picture.caption or picture.locator
+            entries.append(Entry(Chunk(chunk_id, doc_id, source, picture.kind, text, picture.locator, thumb),
+                                 {}, lexical=bool(picture.caption)))
+        if entries:
+            vectors = self.embedder.embed_images([p.image for p in parsed.pictures])
+            entries = [Entry(e.chunk, {"cross": v}, e.lexical) for e, v in zip(entries, vectors)]
+        passages = split_passages(parsed.passages, self.chunk_size, self.chunk_overlap)
+        texts = [Entry(Chunk(_chunk_id(doc_id, f"text{i}", p.text), doc_id, source, "text", p.text,
+                             p.locator, page_thumbs.get(p.page)), {}) for i, p in enumerate(passages)]
+        if texts:
+            heads = self.embedder.embed_texts([e.chunk.text[:HEAD_CHARS] for e in texts])
+            dense = (self.text_embedder.embed_texts([e.chunk.text for e in texts])
+                     if self.text_embedder else [None] * len(texts))
+            texts = [Entry(e.chunk, {"cross": h, **({"text": d} if d is not None else {})})
+                     for e, h, d in zip(texts, heads, dense)]
+        return entries + texts
 
-    def _add(self, chunks: list[Chunk], vectors) -> None:
-        for start in range(0, len(chunks), ADD_BATCH):
-            batch = chunks[start : start + ADD_BATCH]
-            self.collection.upsert(
-                ids=[c.id for c in batch],
-                embeddings=vectors[start : start + ADD_BATCH],
-                documents=[c.text for c in batch],
-                metadatas=[_metadata(c) for c in batch],
-            )
-
-    def _save_thumbnail(self, image: Image, doc_id: str) -> Path:
-        thumb = image.copy()
-        thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        target = self.files_dir / f"{doc_id}.jpg"
-        thumb.save(target, "JPEG", quality=85)
-        return target
+    def _save_thumbnail(self, image: Image, chunk_id: str) -> str:
+        target = self.files_dir / f"{chunk_id}.jpg"
+        loaders.thumbnail(image).save(target, "JPEG", quality=85)
+        return str(target)
 
     # -- query ----------------------------------------------------------------------------------
 
     def search(self, text: str | None = None, images: Sequence[Image] = (), *, k: int = 4) -> list[Hit]:
-        """Search with the text and each image as queries; merge by best score per chunk."""
-        queries = []
-        if text and text.strip():
-            queries.extend(self.embedder.embed_texts([text.strip()]))
+        """Search with the text and each image; fuse the rankings; best first."""
+        text = (text or "").strip()
+        n = max(4 * k, 20)
+        rankings, cosines = [], {}
+        texts = [text] if text else []
         if images:
-            queries.extend(self.embedder.embed_images(list(images)))
-        total = self.collection.count()
-        if not queries or total == 0:
-            return []
-        result = self.collection.query(
-            query_embeddings=queries, n_results=min(k, total),
-            include=["documents", "metadatas", "distances"],
-        )
-        best: dict[str, Hit] = {}
-        for ids, docs, metas, dists in zip(result["ids"], result["documents"], result["metadatas"],
-                                           result["distances"]):
-            for cid, doc, meta, dist in zip(ids, docs, metas, dists):
-                hit = Hit(_chunk_from(cid, doc, meta), 1.0 - float(dist))
-                if cid not in best or hit.score > best[cid].score:
-                    best[cid] = hit
-        return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+            rankings += [self._dense("cross", v, n, cosines) for v in self.embedder.embed_images(list(images))]
+            if self.ocr_queries:  # text in a query image finds passages: image to text
+                texts += [t for t in self.parser.ocr(list(images), "query image") if t.strip()]
+        for query in texts:
+            rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, cosines))
+            if self.text_embedder is not None:
+                vector = self.text_embedder.embed_texts([query])[0]
+                rankings.append(self._dense("text", vector, n, cosines))
+                lexical = [cid for cid, _ in self.records.lexical_search(query, n)]
+                self._fill_cosines("text", vector, lexical, cosines)
+                rankings.append(lexical)
+            else:
+                rankings.append([cid for cid, _ in self.records.lexical_search(query, n)])
+        fused = reciprocal_rank_fusion([r for r in rankings if r])[:k]
+        chunks = self.records.chunks(cid for cid, _ in fused)
+        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid, _ in fused if cid in chunks]
+
+    def _dense(self, space: str, vector, n: int, cosines: dict[str, float]) -> list[str]:
+        hits = self.index.query(space, vector, n)
+        for cid, similarity in hits:
+            cosines[cid] = max(cosines.get(cid, -1.0), similarity)
+        return [cid for cid, _ in hits]
+
+    def _fill_cosines(self, space: str, vector, ids: list[str], cosines: dict[str, float]) -> None:
+        """Give lexical-only hits a similarity too, from their stored vectors (exact)."""
+        missing = [cid for cid in ids if cid not in cosines]
+        for got, matrix in self.records.vectors(space, missing):
+            for cid, similarity in zip(got, matrix @ np.asarray(vector, dtype=np.float32)):
+                cosines[cid] = float(similarity)
 
     def documents(self) -> list[DocumentInfo]:
-        docs: dict[str, DocumentInfo] = {}
-        for meta in self.collection.get(include=["metadatas"])["metadatas"]:
-            info = docs.get(meta["doc_id"])
-            chunks = info.chunks + 1 if info else 1
-            docs[meta["doc_id"]] = DocumentInfo(meta["doc_id"], meta["source"], meta["kind"], chunks)
-        return sorted(docs.values(), key=lambda d: d.source)
+        return self.records.documents()
 
     def delete(self, doc_id: str) -> DocumentInfo:
-        """Remove every vector and file a document produced."""
-        info = next((d for d in self.documents() if d.doc_id == doc_id), None)
+        """Remove every vector, record and file a document produced."""
+        info = self.records.document(doc_id)
         if info is None:
             raise DocumentNotFoundError(f"No document with id '{doc_id}' in the knowledge base")
-        self.collection.delete(where={"doc_id": doc_id})
-        for file in self.files_dir.glob(f"{doc_id}.*"):
-            file.unlink(missing_ok=True)
+        ids = [cid for cid, in self.records.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self.index.delete(ids)
+        self.records.delete_document(doc_id)
+        for cid in ids:
+            (self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
         return info
 
     def count(self) -> int:
-        return self.collection.count()
-
-    def _doc_ids_for(self, source: str) -> set[str]:
-        got = self.collection.get(where={"source": source}, include=["metadatas"])
-        return {m["doc_id"] for m in got["metadatas"]}
-
-    def _has_doc(self, doc_id: str) -> bool:
-        return bool(self.collection.get(where={"doc_id": doc_id}, limit=1)["ids"])
-
-    def _count(self, doc_id: str) -> int:
-        return len(self.collection.get(where={"doc_id": doc_id})["ids"])
+        return self.records.count()
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -206,26 +267,29 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _check_embedder(collection, embedder: Embedder, data_dir: Path) -> None:
-    meta = collection.metadata or {}
-    if meta.get("embedder") != embedder.name or meta.get("dim") != embedder.dim:
-        raise EmbedderMismatchError(
-            f"The knowledge base in {data_dir} was built with the embedder '{meta.get('embedder')}' "
-            f"(dimension {meta.get('dim')}), but '{embedder.name}' (dimension {embedder.dim}) is "
-            "configured. Set ASSISTANT_RETRIEVAL__EMBEDDER back to the first, or point "
-            "ASSISTANT_DATA_DIR at a new folder and ingest again."
-        )
+def _stepper(progress: Progress | None, index: int, total: int, name: str) -> Callable[[str], None] | None:
+    if progress is None:
+        return None
+    return lambda stage: progress((index + STAGES.index(stage) / len(STAGES)) / max(total, 1),
+                                  f"{name} ({index + 1}/{total}): {stage}")
 
 
-def _chunk_id(doc_id: str, index: int, content: str) -> str:
-    return hashlib.sha256(f"{doc_id}\0{index}\0{content}".encode()).hexdigest()[:32]
+def _check_embedders(records: Records, embedder: Embedder, text_embedder: TextEmbedder | None,
+                     data_dir: Path) -> None:
+    wanted = {"embedder": f"{embedder.name}|{embedder.dim}",
+              "text_embedder": f"{text_embedder.name}|{text_embedder.dim}" if text_embedder else "none"}
+    for key, value in wanted.items():
+        stored = records.get_meta(key)
+        if stored is None:
+            records.set_meta(key, value)
+        elif stored != value:
+            name, _, dim = stored.partition("|")
+            raise EmbedderMismatchError(
+                f"The knowledge base in {data_dir} was built with the {key.replace('_', ' ')} '{name}'"
+                f"{f' (dimension {dim})' if dim else ''}, but '{value.partition('|')[0]}' is configured. "
+                f"Set ASSISTANT_RETRIEVAL__{key.upper()} back to the first, or point ASSISTANT_DATA_DIR "
+                "at a new folder and ingest again.")
 
 
-def _metadata(chunk: Chunk) -> dict:
-    return {"doc_id": chunk.doc_id, "source": chunk.source, "kind": chunk.kind,
-            "locator": chunk.locator, "thumbnail": chunk.thumbnail or ""}
-
-
-def _chunk_from(chunk_id: str, document: str | None, meta: dict) -> Chunk:
-    return Chunk(chunk_id, meta["doc_id"], meta["source"], meta["kind"], document or "",
-                 meta["locator"], meta.get("thumbnail") or None)
+def _chunk_id(doc_id: str, slot: str, content: str) -> str:
+    return hashlib.sha256(f"{doc_id}\0{slot}\0{content}".encode()).hexdigest()[:32]

@@ -27,7 +27,7 @@ def main(out: Path) -> None:
     tmp = Path(tempfile.mkdtemp())
     models = build_all(tmp / "models")
     settings = app_settings(tmp, model={"checkpoint": str(models["qwen2_5_vl"]), "max_new_tokens": 40},
-                            retrieval={"embedder": str(models["clip"])})
+                            retrieval={"embedder": str(models["clip"]), "text_embedder": ""})
     pipeline = build_pipeline(settings)
     pipeline.model.loader.get()
     docs = tmp / "docs"

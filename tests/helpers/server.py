@@ -18,6 +18,7 @@ def free_port() -> int:
 def app_settings(tmp_path: Path, **sections) -> Settings:
     port = free_port()
     ui = {"host": "127.0.0.1", "port": port, **sections.pop("ui", {})}
+    sections["retrieval"] = {"text_embedder": "", "ocr": False, **sections.get("retrieval", {})}
     return Settings(data_dir=tmp_path / "data", ui=ui, **sections)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.embedders import minilm_folder
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -15,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def cli(tmp_path, tiny_models):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ASSISTANT_DATA_DIR": str(tmp_path / "data"),
            "ASSISTANT_RETRIEVAL__EMBEDDER": str(tiny_models["clip"]),
-           "ASSISTANT_MODEL__CHECKPOINT": str(tiny_models["qwen2_5_vl"]), "ASSISTANT_OFFLINE": "true"}
+           "ASSISTANT_MODEL__CHECKPOINT": str(tiny_models["qwen2_5_vl"]), "ASSISTANT_OFFLINE": "true",
+           "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": minilm_folder() or "", "ASSISTANT_RETRIEVAL__OCR": "false"}
 
     def run(*args, **extra_env):
         return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=tmp_path,

@@ -18,7 +18,7 @@ def test_model_and_knowledge_base_load_together_in_a_fresh_process(tmp_path, tin
     # half the time with "cannot import name ...". Three fresh processes make a regression visible.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ASSISTANT_DATA_DIR": str(tmp_path / "data"),
            "ASSISTANT_MODEL__CHECKPOINT": str(tiny_models["qwen2_5_vl"]),
-           "ASSISTANT_RETRIEVAL__EMBEDDER": str(tiny_models["clip"])}
+           "ASSISTANT_RETRIEVAL__EMBEDDER": str(tiny_models["clip"]), "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": ""}
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                              timeout=180)

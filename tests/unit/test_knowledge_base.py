@@ -1,5 +1,7 @@
 """The knowledge base over real Chroma on disk, with a hashing embedder at the edge."""
 
+from pathlib import Path
+
 import pytest
 
 from retrieval.errors import DocumentNotFoundError, EmbedderMismatchError
@@ -86,12 +88,15 @@ def test_changed_file_replaces_its_old_version(kb, docs):
 def test_delete_removes_every_vector_and_file(kb, docs):
     reports = {r.source.rsplit("/", 1)[-1]: r for r in kb.ingest_paths([docs])}
     red = reports["red.png"]
-    thumbs = list(kb.files_dir.glob(f"{red.doc_id}.*"))
-    assert thumbs
+    thumbs = [Path(t) for (t,) in kb.records.db.execute(
+        "SELECT thumbnail FROM chunks WHERE doc_id = ? AND thumbnail IS NOT NULL", (red.doc_id,))]
+    assert thumbs and all(t.exists() for t in thumbs)
+    before = kb.index.collections["cross"].count()
     info = kb.delete(red.doc_id)
     assert info.source.endswith("red.png")
     assert not any(h.chunk.doc_id == red.doc_id for h in kb.search("red", k=20))
-    assert not list(kb.files_dir.glob(f"{red.doc_id}.*"))
+    assert not any(t.exists() for t in thumbs)
+    assert kb.index.collections["cross"].count() == before - red.chunks
     assert red.doc_id not in {d.doc_id for d in kb.documents()}
     with pytest.raises(DocumentNotFoundError):
         kb.delete(red.doc_id)
@@ -113,14 +118,14 @@ def test_bad_files_fail_one_by_one_and_the_batch_goes_on(kb, tmp_path, docs):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.txt").write_bytes(b"")
-    (bad / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (bad / "binary.txt").write_bytes(b"\x00\x01\xff\xfe" * 100 + b"\x80")
     (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
     (bad / "table.csv").write_text("a,b")
     files = sorted(bad.iterdir()) + [bad / "missing.txt", docs / "invoice.txt"]
     reports = kb.ingest_paths(files)
     failed = {r.source.rsplit("/", 1)[-1]: r.error for r in reports if r.status == "failed"}
-    assert set(failed) == {"empty.txt", "latin1.txt", "broken.png", "table.csv", "missing.txt"}
-    assert "no text" in failed["empty.txt"] and "UTF-8" in failed["latin1.txt"]
+    assert set(failed) == {"empty.txt", "binary.txt", "broken.png", "table.csv", "missing.txt"}
+    assert "empty" in failed["empty.txt"] and "binary" in failed["binary.txt"]
     assert "unsupported" in failed["table.csv"] and "readable image" in failed["broken.png"]
     assert [r.status for r in reports][-1] == "added"
     assert len(kb.documents()) == 1

@@ -1,0 +1,139 @@
+"""The Chroma side of the knowledge base: one collection per embedding space, derived from the durable
+record and rebuilt from it whenever it is missing, unreadable, inconsistent or runaway in size."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from retrieval.records import Records
+
+log = logging.getLogger(__name__)
+SPACES = ("cross", "text")
+ADD_BATCH = 512
+CLEAN_MARKER = "index.clean"
+
+
+def directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def probe(chroma_dir: Path, *, timeout: float = 120.0, max_bytes: int) -> str | None:
+    """Open the index in a child process (a broken store can hang, crash or grow without bound there,
+    not here). Returns None when healthy, else why not."""
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "retrieval.probe", str(chroma_dir)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    while child.poll() is None:
+        if time.monotonic() - started > timeout:
+            child.kill()
+            return f"opening the index took longer than {timeout:.0f} s"
+        if directory_size(chroma_dir) > max_bytes:
+            child.kill()
+            return f"the index grew past {max_bytes / 1e9:.1f} GB while opening"
+        time.sleep(0.2)
+    _, err = child.communicate()
+    return None if child.returncode == 0 else f"the index could not be opened ({err.strip()[-300:]})"
+
+
+class VectorIndex:
+    def __init__(self, chroma_dir: Path, *, collection: str, ef_search: int, max_bytes: int):
+        self.dir = chroma_dir
+        self.name = collection
+        self.ef_search = ef_search
+        self.max_bytes = max_bytes
+        self.client = None
+        self.collections: dict = {}
+
+    def open(self, records: Records, *, clean: bool) -> None:
+        """Open, checking health and consistency with the record; rebuild when anything is wrong."""
+        reason = None
+        if directory_size(self.dir) > self.max_bytes:
+            reason = f"the index is {directory_size(self.dir) / 1e9:.1f} GB, over the size guard"
+        elif not clean and self.dir.exists():
+            reason = probe(self.dir, max_bytes=self.max_bytes)
+        if reason is None:
+            try:
+                self._connect()
+                self._reconcile(records)
+                return
+            except Exception as exc:  # noqa: BLE001  any failure of the derived index means: rebuild it
+                reason = f"{type(exc).__name__}: {exc}"
+        log.warning("rebuilding the vector index from the record: %s", reason)
+        self.rebuild(records)
+
+    def rebuild(self, records: Records) -> None:
+        self.close()
+        if self.dir.exists():
+            aside = self.dir.with_name(f"{self.dir.name}.broken")
+            shutil.rmtree(aside, ignore_errors=True)
+            self.dir.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        self._connect()
+        for space in SPACES:
+            for ids, vectors in records.vectors(space):
+                self.add(space, ids, vectors)
+
+    def _connect(self) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.client = chromadb.PersistentClient(path=str(self.dir),
+                                                settings=ChromaSettings(anonymized_telemetry=False))
+        config = {"hnsw": {"space": "cosine", "ef_search": self.ef_search, "ef_construction": 200,
+                           "max_neighbors": 32}}
+        self.collections = {
+            space: self.client.get_or_create_collection(f"{self.name}-{space}", embedding_function=None,
+                                                        configuration=config)
+            for space in SPACES}
+
+    def _reconcile(self, records: Records) -> None:
+        for space, coll in self.collections.items():
+            indexed = set(coll.get(include=[])["ids"])
+            recorded = records.vector_ids(space)
+            extra, missing = indexed - recorded, recorded - indexed
+            if extra:  # vectors added before a crash, never committed to the record
+                log.info("removing %d uncommitted vectors from %s", len(extra), space)
+                for start in range(0, len(extra), ADD_BATCH):
+                    coll.delete(ids=sorted(extra)[start : start + ADD_BATCH])
+            if missing:
+                log.info("restoring %d vectors into %s from the record", len(missing), space)
+                for ids, vectors in records.vectors(space, missing):
+                    self.add(space, ids, vectors)
+            if recorded:
+                probe_id = next(iter(recorded))
+                _, vector = next(records.vectors(space, [probe_id]))
+                coll.query(query_embeddings=vector, n_results=1)
+
+    def add(self, space: str, ids: list[str], vectors) -> None:
+        coll = self.collections[space]
+        for start in range(0, len(ids), ADD_BATCH):
+            coll.upsert(ids=ids[start : start + ADD_BATCH], embeddings=vectors[start : start + ADD_BATCH])
+
+    def delete(self, ids: list[str]) -> None:
+        for coll in self.collections.values():
+            for start in range(0, len(ids), ADD_BATCH):
+                coll.delete(ids=ids[start : start + ADD_BATCH])
+
+    def query(self, space: str, vector, n: int) -> list[tuple[str, float]]:
+        coll = self.collections[space]
+        total = coll.count()
+        if total == 0:
+            return []
+        result = coll.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
+        return [(cid, 1.0 - float(d)) for cid, d in zip(result["ids"][0], result["distances"][0])]
+
+    def size(self) -> int:
+        return directory_size(self.dir)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client, self.collections = None, {}

@@ -1,0 +1,161 @@
+"""The knowledge base's durable record: documents, chunks, their vectors and a lexical index, in SQLite
+with write-ahead logging. Chroma is an index derived from this record and can always be rebuilt from it.
+
+A document is committed here only after Chroma has acknowledged its vectors, in one transaction, so a
+crash leaves either the whole document or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.lexical import fts_query, tokens
+from retrieval.types import Chunk, DocumentInfo
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, chunks INTEGER NOT NULL,
+    added_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+    locator TEXT NOT NULL, thumbnail TEXT);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS vectors (
+    chunk_id TEXT NOT NULL, space TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (chunk_id, space));
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(chunk_id UNINDEXED, tokens);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One chunk with its vectors per space (``cross``, ``text``) and whether it is lexically indexed."""
+
+    chunk: Chunk
+    vectors: dict[str, np.ndarray]
+    lexical: bool = True
+
+
+class Records:
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an acknowledged document survives power loss
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def add_document(self, doc_id: str, source: str, kind: str, entries: list[Entry]) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
+                            (doc_id, source, kind, len(entries), time.time()))
+            for e in entries:
+                c = e.chunk
+                self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+                                (c.id, doc_id, c.kind, c.text, c.locator, c.thumbnail))
+                for space, vector in e.vectors.items():
+                    self.db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                    (c.id, space, np.asarray(vector, dtype=np.float32).tobytes()))
+                if e.lexical and c.text.strip():
+                    self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, " ".join(tokens(c.text))))
+
+    def delete_document(self, doc_id: str) -> list[str]:
+        """Remove a document and everything it produced; return its chunk ids."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        with self._transaction():
+            for chunk_id in ids:
+                self.db.execute("DELETE FROM vectors WHERE chunk_id = ?", (chunk_id,))
+                self.db.execute("DELETE FROM lexical WHERE chunk_id = ?", (chunk_id,))
+            self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return ids
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def document(self, doc_id: str) -> DocumentInfo | None:
+        row = self.db.execute("SELECT doc_id, source, kind, chunks FROM documents WHERE doc_id = ?",
+                              (doc_id,)).fetchone()
+        return DocumentInfo(*row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        rows = self.db.execute("SELECT doc_id, source, kind, chunks FROM documents ORDER BY source")
+        return [DocumentInfo(*r) for r in rows]
+
+    def doc_ids_for(self, source: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))}
+
+    def chunks(self, ids: Iterable[str]) -> dict[str, Chunk]:
+        ids = list(ids)
+        out: dict[str, Chunk] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
+                f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
+            out.update({r[0]: Chunk(*r) for r in rows})
+        return out
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def vector_ids(self, space: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM vectors WHERE space = ?", (space,))}
+
+    def vectors(self, space: str, ids: Iterable[str] | None = None,
+                batch: int = 2048) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(ids, matrix) batches of one space's vectors, all of them or those of ``ids``."""
+        if ids is None:
+            cursor = self.db.execute("SELECT chunk_id, vector FROM vectors WHERE space = ?", (space,))
+            rows = iter(cursor)
+        else:
+            wanted = list(ids)
+            rows = (r for start in range(0, len(wanted), 500) for r in self.db.execute(
+                f"SELECT chunk_id, vector FROM vectors WHERE space = ? AND chunk_id IN "
+                f"({','.join('?' * len(wanted[start:start + 500]))})", (space, *wanted[start:start + 500])))
+        while chunk := [r for _, r in zip(range(batch), rows)]:
+            yield [r[0] for r in chunk], np.stack([np.frombuffer(r[1], dtype=np.float32) for r in chunk])
+
+    def lexical_search(self, text: str, k: int) -> list[tuple[str, float]]:
+        """BM25 over the tokens (Latin words, Chinese bigrams); higher is better."""
+        query = fts_query(text)
+        if not query:
+            return []
+        rows = self.db.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
+                               "ORDER BY bm25(lexical) LIMIT ?", (query, k))
+        return [(r[0], -float(r[1])) for r in rows]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
