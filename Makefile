@@ -19,7 +19,7 @@ tiny-models:
 
 test:  ## set up .venv (with test tools) and Chromium, then run the whole suite offline
 	scripts/setup.sh requirements-dev.txt
-	scripts/install-chromium.sh
+	scripts/install-system-deps.sh
 	$(OFFLINE_ENV) .venv/bin/python -m pytest
 
 screenshots: tiny-models  ## regenerate docs/*.png

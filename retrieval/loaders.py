@@ -265,20 +265,38 @@ def _pdf_figures(page, number: int, name: str) -> list[Picture]:
 # -- HTML ---------------------------------------------------------------------------------------
 
 
+_BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th", "figcaption",
+           "dt", "dd")
+_BOILERPLATE = ["nav", "footer", "header", "aside", "noscript", "form", "button", "svg"]
+
+
 def parse_html(path: Path, options: ParseOptions) -> Parsed:
+    """The page's main text (``<article>`` or ``<main>`` when there is one) with its headings, scripts,
+    styles and navigation removed; the images it references, by alt text, and local ones as figures."""
     import lxml.html
-    import trafilatura
+    from lxml_html_clean import Cleaner
 
     raw = read_text(path)
-    text = trafilatura.extract(raw, output_format="markdown", include_images=False, include_links=False,
-                               include_tables=True, favor_recall=True) or ""
-    parsed = Parsed(kind="html", passages=markdown_sections(text) if text.strip() else [])
     try:
         tree = lxml.html.fromstring(raw.encode("utf-8"))
-    except (ValueError, lxml.etree.ParserError):
-        tree = None
-    for i, img in enumerate(tree.iter("img") if tree is not None else [], start=1):
-        alt, src = (img.get("alt") or "").strip(), (img.get("src") or "").strip()
+    except (ValueError, lxml.etree.ParserError) as exc:
+        raise UnreadableFileError(f"{path.name}: not readable HTML ({exc})") from exc
+    images = [((img.get("alt") or "").strip(), (img.get("src") or "").strip()) for img in tree.iter("img")]
+    cleaner = Cleaner(scripts=True, javascript=True, style=True, comments=True, forms=True, embedded=True,
+                      frames=True, meta=True, page_structure=False, kill_tags=_BOILERPLATE)
+    tree = cleaner.clean_html(tree)
+    root = (tree.xpath("//article") or tree.xpath("//main") or [tree])[0]
+    lines = []
+    for element in root.iter(*_BLOCKS):
+        if any(child.tag in _BLOCKS for child in element.iterdescendants()):
+            continue  # its inner blocks are read on their own
+        text = " ".join(element.text_content().split())
+        if text:
+            level = int(element.tag[1]) if element.tag in _BLOCKS[:6] else 0
+            lines.append(("#" * level + " " if level else "") + text)
+    text = "\n\n".join(lines)
+    parsed = Parsed(kind="html", passages=markdown_sections(text) if text.strip() else [])
+    for i, (alt, src) in enumerate(images, start=1):
         local = (path.parent / src).resolve() if src and "://" not in src and not src.startswith("data:") else None
         if local is not None and local.is_file() and local.suffix.lower() in IMAGE_SUFFIXES:
             try:
