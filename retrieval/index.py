@@ -50,6 +50,7 @@ class VectorIndex:
         self.max_bytes = max_bytes
         self.client = None
         self.collections: dict = {}
+        self.repairs: list[str] = []  # what opening had to fix: a rebuild's reason, vectors removed/restored
 
     def open(self, records: Records, *, clean: bool) -> None:
         """Open, checking health and consistency with the record; rebuild when anything is wrong."""
@@ -66,6 +67,7 @@ class VectorIndex:
             except Exception as exc:  # noqa: BLE001  any failure of the derived index means: rebuild it
                 reason = f"{type(exc).__name__}: {exc}"
         log.warning("rebuilding the vector index from the record: %s", reason)
+        self.repairs.append(f"rebuilt: {reason}")
         self.rebuild(records)
 
     def rebuild(self, records: Records) -> None:
@@ -101,10 +103,12 @@ class VectorIndex:
             extra, missing = indexed - recorded, recorded - indexed
             if extra:  # vectors added before a crash, never committed to the record
                 log.info("removing %d uncommitted vectors from %s", len(extra), space)
+                self.repairs.append(f"removed {len(extra)} uncommitted {space} vectors")
                 for start in range(0, len(extra), ADD_BATCH):
                     coll.delete(ids=sorted(extra)[start : start + ADD_BATCH])
             if missing:
                 log.info("restoring %d vectors into %s from the record", len(missing), space)
+                self.repairs.append(f"restored {len(missing)} {space} vectors")
                 for ids, vectors in records.vectors(space, missing):
                     self.add(space, ids, vectors)
             if recorded:
