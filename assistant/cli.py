@@ -53,7 +53,10 @@ def _knowledge(settings: Settings):
 
 
 def cmd_ingest(args, settings: Settings) -> int:
-    reports = _knowledge(settings).ingest(args.paths)
+    def progress(fraction: float, stage: str) -> None:
+        print(f"[{fraction:4.0%}] {stage}", file=sys.stderr, flush=True)
+
+    reports = _knowledge(settings).ingest(args.paths, progress=progress)
     for r in reports:
         detail = r.error if r.status == "failed" else f"{r.chunks} chunks"
         print(f"{r.status:9} {r.source}: {detail}")

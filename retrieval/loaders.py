@@ -78,6 +78,8 @@ def parse(path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         raise UnreadableFileError(f"{path.name}: the file is empty")
     if size > options.max_bytes:
         raise UnreadableFileError(f"{path.name}: {size / 1e6:.0f} MB is over the {options.max_bytes / 1e6:.0f} MB limit")
+    if suffix in TEXT_SUFFIXES or suffix in (".html", ".htm"):
+        _refuse_binary(path)
     if suffix in TEXT_SUFFIXES:
         return parse_text(path, TEXT_SUFFIXES[suffix])
     if suffix in IMAGE_SUFFIXES:
@@ -87,6 +89,18 @@ def parse(path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
 
 
 # -- text ---------------------------------------------------------------------------------------
+
+_MAGIC = {b"%PDF": "a PDF", b"\x89PNG": "a PNG image", b"PK\x03\x04": "a ZIP or Word file", b"GIF8": "a GIF image",
+          b"\xff\xd8\xff": "a JPEG image", b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image",
+          b"RIFF": "a RIFF (WebP, WAV...) file", b"MZ": "a program"}
+
+
+def _refuse_binary(path: Path) -> None:
+    with path.open("rb") as f:
+        head = f.read(8)
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise UnreadableFileError(f"{path.name}: this is {what}, not text; give it its real extension")
 
 
 def parse_text(path: Path, flavour: str) -> Parsed:
@@ -294,7 +308,7 @@ def parse_html(path: Path, options: ParseOptions) -> Parsed:
         if text:
             level = int(element.tag[1]) if element.tag in _BLOCKS[:6] else 0
             lines.append(("#" * level + " " if level else "") + text)
-    text = "\n\n".join(lines)
+    text = "\n\n".join(lines) or " ".join(root.text_content().split())  # text outside any block
     parsed = Parsed(kind="html", passages=markdown_sections(text) if text.strip() else [])
     for i, (alt, src) in enumerate(images, start=1):
         local = (path.parent / src).resolve() if src and "://" not in src and not src.startswith("data:") else None
@@ -318,10 +332,11 @@ def parse_docx(path: Path, options: ParseOptions) -> Parsed:
     import zipfile
 
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, OSError) as exc:
         raise UnreadableFileError(f"{path.name}: not a readable Word document ({exc})") from exc
     lines = []
     for paragraph in document.paragraphs:

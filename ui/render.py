@@ -72,7 +72,7 @@ def _card(s: Source, cited: tuple[int, ...] | None) -> str:
         large = f'<img class="large" src="{html.escape(file_url(s.thumbnail))}" alt="{name}">'
     else:
         thumb, large = '<div class="thumb text-thumb">¶</div>', ""
-    body = "" if s.kind == "image" else f'<blockquote>{text}</blockquote>'
+    body = f'<blockquote>{text}</blockquote>' if s.kind == "text" else ""
     return (f'<details class="source{state}" id="source-{s.number}" data-source="{s.number}">'
             f'<summary>{thumb}<span class="meta"><b>[{s.number}]</b> {name}<br>'
             f'<small>{locator} · {s.score:.2f}{" · ✓" if is_cited else ""}</small>'
