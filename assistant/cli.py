@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete a document and everything it produced")
     delete.add_argument("doc_id")
     sub.add_parser("download", help="fetch the configured models into the Hugging Face cache")
+    evaluate = sub.add_parser("eval", help="retrieval quality on a labelled set: hit@k and MRR per direction")
+    evaluate.add_argument("file", type=Path)
+    evaluate.add_argument("--json", action="store_true")
     return p
 
 
@@ -136,5 +139,14 @@ def cmd_download(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from assistant.evaluation import evaluate, table
+
+    result = evaluate(args.file, settings)
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else table(result))
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
-            "delete": cmd_delete, "download": cmd_download}
+            "delete": cmd_delete, "download": cmd_download,
+            "eval": cmd_eval}

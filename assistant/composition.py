@@ -52,7 +52,7 @@ def open_knowledge_base(settings: Settings):
 
     r = settings.retrieval
     _import_transformers()
-    embedder = TransformersEmbedder.from_pretrained(r.embedder)
+    embedder = TransformersEmbedder.from_pretrained(r.embedder) if r.embedder else None
     text_embedder = TransformersTextEmbedder.from_pretrained(r.text_embedder) if r.text_embedder else None
     kb = KnowledgeBase.open(settings.data_dir, embedder, text_embedder=text_embedder, collection=r.collection,
                             ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),

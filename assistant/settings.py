@@ -39,7 +39,8 @@ class ModelSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     enabled: bool = Field(True, description="Use the knowledge base when answering.")
     embedder: str = Field(DEFAULT_EMBEDDER, description="CLIP/SigLIP-family checkpoint or folder that "
-                          "embeds text and images into one space.")
+                          "embeds text and images into one space. Empty: no cross-modal space (images are "
+                          "then found by their OCR text and captions only).")
     text_embedder: str = Field(DEFAULT_TEXT_EMBEDDER, description="Sentence encoder for passages (a "
                                "multilingual default; `all-MiniLM-L6-v2` is English-only). Empty: none, "
                                "passages are then found by the cross-modal space and BM25 alone.")

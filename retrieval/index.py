@@ -95,6 +95,9 @@ class VectorIndex:
             space: self.client.get_or_create_collection(f"{self.name}-{space}", embedding_function=None,
                                                         configuration=config)
             for space in SPACES}
+        for coll in self.collections.values():  # an existing collection keeps its own until told
+            if (coll.configuration or {}).get("hnsw", {}).get("ef_search") != self.ef_search:
+                coll.modify(configuration={"hnsw": {"ef_search": self.ef_search}})
 
     def _reconcile(self, records: Records) -> None:
         for space, coll in self.collections.items():

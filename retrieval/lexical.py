@@ -22,7 +22,6 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 query matching any of the text's tokens (each quoted, so no token is an operator)."""
-    unique = dict.fromkeys(t for t in tokens(text) if t not in STOPWORDS)
-    return " OR ".join('"' + t.replace('"', "") + '"' for t in unique)
+def query_terms(text: str) -> list[str]:
+    """The tokens of a query worth searching for: stop words left out."""
+    return [t for t in tokens(text) if t not in STOPWORDS]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.lexical import fts_query, tokens
+from retrieval.lexical import query_terms, tokens
 from retrieval.types import Chunk, DocumentInfo
 
 SCHEMA = """
@@ -30,6 +30,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS vectors (
     chunk_id TEXT NOT NULL, space TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (chunk_id, space));
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(chunk_id UNINDEXED, tokens);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -139,11 +140,20 @@ class Records:
         while chunk := [r for _, r in zip(range(batch), rows)]:
             yield [r[0] for r in chunk], np.stack([np.frombuffer(r[1], dtype=np.float32) for r in chunk])
 
-    def lexical_search(self, text: str, k: int) -> list[tuple[str, float]]:
-        """BM25 over the tokens (Latin words, Chinese bigrams); higher is better."""
-        query = fts_query(text)
-        if not query:
+    def lexical_search(self, text: str, k: int, max_share: float = 0.2) -> list[tuple[str, float]]:
+        """BM25 over the tokens (Latin words, Chinese bigrams); higher is better. Tokens found in more
+        than ``max_share`` of the chunks say little and make the query slow: the rarest two are kept."""
+        terms = list(dict.fromkeys(query_terms(text)))
+        if not terms:
             return []
+        marks = ",".join("?" * len(terms))
+        df = dict(self.db.execute(f"SELECT term, doc FROM lexical_vocab WHERE term IN ({marks})", terms))
+        terms = [t for t in terms if t in df]  # a token no chunk has cannot match
+        if not terms:
+            return []
+        limit = max(self.count() * max_share, 1)
+        rare = [t for t in terms if df[t] <= limit] or sorted(terms, key=df.get)[:2]
+        query = " OR ".join('"' + t.replace('"', "") + '"' for t in rare)
         rows = self.db.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
                                "ORDER BY bm25(lexical) LIMIT ?", (query, k))
         return [(r[0], -float(r[1])) for r in rows]

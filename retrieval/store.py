@@ -48,7 +48,7 @@ HEAD_CHARS = 300  # the part of a text chunk the cross-modal space sees (CLIP re
 
 
 class KnowledgeBase:
-    def __init__(self, data_dir: Path, records: Records, index: VectorIndex, lock, embedder: Embedder,
+    def __init__(self, data_dir: Path, records: Records, index: VectorIndex, lock, embedder: Embedder | None,
                  text_embedder: TextEmbedder | None, parser, *, chunk_size: int = 800,
                  chunk_overlap: int = 100, ocr: bool = True, max_pages: int = 1000,
                  max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True):
@@ -67,7 +67,7 @@ class KnowledgeBase:
         self.ocr_queries = ocr_queries
 
     @classmethod
-    def open(cls, data_dir: Path, embedder: Embedder, *, text_embedder: TextEmbedder | None = None,
+    def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
              collection: str = "knowledge", ef_search: int = 128, parser=None,
              max_store_bytes: int = 20 * 10**9, **options) -> KnowledgeBase:
         from filelock import FileLock, Timeout
@@ -177,19 +177,24 @@ class KnowledgeBase:
             text = picture.caption or picture.locator
             entries.append(Entry(Chunk(chunk_id, doc_id, source, picture.kind, text, picture.locator, thumb),
                                  {}, lexical=bool(picture.caption)))
-        if entries:
-            vectors = self.embedder.embed_images([p.image for p in parsed.pictures])
-            entries = [Entry(e.chunk, {"cross": v}, e.lexical) for e, v in zip(entries, vectors)]
+        if entries:  # pictures: their pixels in the cross space, their captions in the text space
+            images = self._embed(self.embedder, [p.image for p in parsed.pictures], images=True)
+            captions = self._embed(self.text_embedder, [p.caption for p in parsed.pictures])
+            entries = [Entry(e.chunk, _vectors(cross=v, text=c if p.caption else None), e.lexical)
+                       for e, p, v, c in zip(entries, parsed.pictures, images, captions)]
         passages = split_passages(parsed.passages, self.chunk_size, self.chunk_overlap)
         texts = [Entry(Chunk(_chunk_id(doc_id, f"text{i}", p.text), doc_id, source, "text", p.text,
                              p.locator, page_thumbs.get(p.page)), {}) for i, p in enumerate(passages)]
-        if texts:
-            heads = self.embedder.embed_texts([e.chunk.text[:HEAD_CHARS] for e in texts])
-            dense = (self.text_embedder.embed_texts([e.chunk.text for e in texts])
-                     if self.text_embedder else [None] * len(texts))
-            texts = [Entry(e.chunk, {"cross": h, **({"text": d} if d is not None else {})})
-                     for e, h, d in zip(texts, heads, dense)]
-        return entries + texts
+        heads = self._embed(self.embedder, [e.chunk.text[:HEAD_CHARS] for e in texts])
+        dense = self._embed(self.text_embedder, [e.chunk.text for e in texts])
+        return entries + [Entry(e.chunk, _vectors(cross=h, text=d)) for e, h, d in zip(texts, heads, dense)]
+
+    @staticmethod
+    def _embed(embedder, items: list, *, images: bool = False) -> list:
+        """Vectors for items, or Nones when that space is not configured."""
+        if embedder is None or not items:
+            return [None] * len(items)
+        return list(embedder.embed_images(items) if images else embedder.embed_texts(items))
 
     def _save_thumbnail(self, image: Image, chunk_id: str) -> str:
         target = self.files_dir / f"{chunk_id}.jpg"
@@ -205,11 +210,13 @@ class KnowledgeBase:
         rankings, cosines = [], {}
         texts = [text] if text else []
         if images:
-            rankings += [self._dense("cross", v, n, cosines) for v in self.embedder.embed_images(list(images))]
+            if self.embedder is not None:
+                rankings += [self._dense("cross", v, n, cosines) for v in self.embedder.embed_images(list(images))]
             if self.ocr_queries:  # text in a query image finds passages: image to text
                 texts += [t for t in self.parser.ocr(list(images), "query image") if t.strip()]
         for query in texts:
-            rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, cosines))
+            if self.embedder is not None:
+                rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, cosines))
             if self.text_embedder is not None:
                 vector = self.text_embedder.embed_texts([query])[0]
                 rankings.append(self._dense("text", vector, n, cosines))
@@ -274,9 +281,16 @@ def _stepper(progress: Progress | None, index: int, total: int, name: str) -> Ca
                                   f"{name} ({index + 1}/{total}): {stage}")
 
 
-def _check_embedders(records: Records, embedder: Embedder, text_embedder: TextEmbedder | None,
+def _vectors(**spaces) -> dict:
+    return {space: vector for space, vector in spaces.items() if vector is not None}
+
+
+def _check_embedders(records: Records, embedder: Embedder | None, text_embedder: TextEmbedder | None,
                      data_dir: Path) -> None:
-    wanted = {"embedder": f"{embedder.name}|{embedder.dim}",
+    if embedder is None and text_embedder is None:
+        raise EmbedderMismatchError("Configure at least one embedder (ASSISTANT_RETRIEVAL__EMBEDDER or "
+                                    "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER).")
+    wanted = {"embedder": f"{embedder.name}|{embedder.dim}" if embedder else "none",
               "text_embedder": f"{text_embedder.name}|{text_embedder.dim}" if text_embedder else "none"}
     for key, value in wanted.items():
         stored = records.get_meta(key)

@@ -1,0 +1,160 @@
+"""Retrieval benchmark on this machine.
+
+1. Ingest rate of the real pipeline (parse, OCR, embed with all-MiniLM-L6-v2, store) on generated
+   documents: a 40-page PDF with a scanned page and figures, Markdown and text files; pages/s, chunks/s
+   and seconds per stage.
+2. Query latency at 10k and 100k chunks: the index filled with synthetic unit vectors (a mixture of
+   clusters, dimension 384, like MiniLM's), p50/p95 of the vector query and of the whole search (embed the
+   question, dense + BM25, fuse), and recall@10 of the HNSW index against exact search, per ef_search.
+
+    python benchmarks/retrieval.py [--sizes 10000 100000] [--out benchmarks/results/retrieval.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from retrieval.embedders import TransformersTextEmbedder, minilm_folder  # noqa: E402
+from retrieval.records import Entry  # noqa: E402
+from retrieval.store import KnowledgeBase  # noqa: E402
+from retrieval.types import Chunk  # noqa: E402
+from tests.helpers.documents import make_pdf, text_image  # noqa: E402
+
+WORDS = ("patient invoice budget scan report clinic nurse doctor ward schedule dose allergy blood pressure "
+         "surgery discharge visit payment insurance record").split()
+VOCABULARY = np.array([f"w{i}" for i in range(20_000)])
+ZIPF = 1.0 / np.arange(1, len(VOCABULARY) + 1)
+ZIPF /= ZIPF.sum()
+
+
+def words(rng, n: int) -> str:
+    """Text with a natural (Zipf) word distribution, so BM25 sees frequent and rare words."""
+    return " ".join(rng.choice(VOCABULARY, n, p=ZIPF))
+
+
+def ingest_rate(root: Path, embedder) -> dict:
+    docs = root / "docs"
+    docs.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    pages = [" ".join(rng.choice(WORDS, 350)) + "." for _ in range(40)]
+    text_image("Quarterly figures\nQ1 10 Q2 12", root / "fig.png")
+    make_pdf(docs / "report.pdf", pages, figure=root / "fig.png", scanned="Scanned appendix page")
+    for i in range(20):
+        (docs / f"note{i}.md").write_text("# Note\n\n" + "\n\n".join(" ".join(rng.choice(WORDS, 80)) + "."
+                                                                  for _ in range(6)))
+    stages: dict[str, float] = {}
+    mark = {"stage": None, "t": time.perf_counter()}
+
+    def progress(fraction: float, text: str) -> None:
+        now = time.perf_counter()
+        if mark["stage"]:
+            stages[mark["stage"]] = stages.get(mark["stage"], 0.0) + now - mark["t"]
+        mark["stage"] = text.rsplit(": ", 1)[-1] if ": " in text else None
+        mark["t"] = now
+
+    kb = KnowledgeBase.open(root / "data", None, text_embedder=embedder)
+    started = time.perf_counter()
+    reports = kb.ingest_paths([docs], progress=progress)
+    seconds = time.perf_counter() - started
+    chunks = kb.count()
+    kb.close()
+    n_pages = 41 + len(reports) - 1
+    return {"files": len(reports), "pages": n_pages, "chunks": chunks, "seconds": seconds,
+            "pages_per_s": n_pages / seconds, "chunks_per_s": chunks / seconds,
+            "stage_seconds": {k: round(v, 2) for k, v in stages.items()}}
+
+
+def synthetic(n: int, dim: int, rng) -> np.ndarray:
+    centres = rng.normal(size=(max(n // 100, 10), dim))
+    vectors = centres[rng.integers(len(centres), size=n)] + 0.6 * rng.normal(size=(n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def fill(kb: KnowledgeBase, vectors: np.ndarray, rng) -> list[str]:
+    ids = [f"c{i:07d}" for i in range(len(vectors))]
+    step = 5000
+    for start in range(0, len(ids), step):
+        part = ids[start : start + step]
+        kb.index.add("text", part, vectors[start : start + step])
+        entries = [Entry(Chunk(cid, f"d{int(cid[1:]) // 50}", f"doc{int(cid[1:]) // 50}.md", "text",
+                               words(rng, 40), "part 1"), {"text": v})
+                   for cid, v in zip(part, vectors[start : start + step])]
+        for doc in sorted({e.chunk.doc_id for e in entries}):
+            kb.records.add_document(doc, f"{doc}.md", "markdown", [e for e in entries if e.chunk.doc_id == doc])
+    return ids
+
+
+def query_latency(root: Path, n: int, embedder, ef_values: list[int], queries: int = 200) -> list[dict]:
+    rng = np.random.default_rng(n)
+    vectors = synthetic(n, embedder.dim, rng)
+    data = root / f"q{n}"
+    kb = KnowledgeBase.open(data, None, text_embedder=embedder, ef_search=ef_values[0])
+    t = time.perf_counter()
+    ids = fill(kb, vectors, rng)
+    fill_s = time.perf_counter() - t
+    kb.close()
+    probes = synthetic(queries, embedder.dim, np.random.default_rng(n + 1))
+    exact = np.argsort(-(probes @ vectors.T), axis=1)[:, :10]
+    rows = []
+    for ef in ef_values:
+        kb = KnowledgeBase.open(data, None, text_embedder=embedder, ef_search=ef)
+        assert kb.index.collections["text"].configuration["hnsw"]["ef_search"] == ef
+        latencies, recalls = [], []
+        for probe, truth in zip(probes, exact):
+            t = time.perf_counter()
+            got = kb.index.query("text", probe, 10)
+            latencies.append((time.perf_counter() - t) * 1e3)
+            recalls.append(len({cid for cid, _ in got} & {ids[i] for i in truth}) / 10)
+        full = []
+        for i in range(50):
+            t = time.perf_counter()
+            kb.search(words(rng, 6), k=5)
+            full.append((time.perf_counter() - t) * 1e3)
+        kb.close()
+        rows.append({"chunks": n, "ef_search": ef, "fill_s": round(fill_s, 1),
+                     "vector_p50_ms": statistics.median(latencies), "vector_p95_ms": _p95(latencies),
+                     "recall_at_10": float(np.mean(recalls)),
+                     "search_p50_ms": statistics.median(full), "search_p95_ms": _p95(full)})
+    return rows
+
+
+def _p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrieval.json"))
+    args = parser.parse_args()
+    embedder = TransformersTextEmbedder.from_pretrained(minilm_folder())
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = ingest_rate(Path(tmp) / "ingest", embedder)
+        rows = [r for n in args.sizes for r in query_latency(Path(tmp), n, embedder, args.ef)]
+    print(f"ingest: {rate['files']} files, {rate['pages']} pages, {rate['chunks']} chunks in {rate['seconds']:.1f} s"
+          f" = {rate['pages_per_s']:.1f} pages/s, {rate['chunks_per_s']:.1f} chunks/s; seconds per stage: "
+          f"{rate['stage_seconds']}")
+    print(f"{'chunks':>7} {'ef':>4} {'vec p50':>8} {'vec p95':>8} {'recall@10':>9} {'search p50':>10} {'search p95':>10}")
+    for r in rows:
+        print(f"{r['chunks']:>7} {r['ef_search']:>4} {r['vector_p50_ms']:>7.1f}ms {r['vector_p95_ms']:>7.1f}ms "
+              f"{r['recall_at_10']:>9.3f} {r['search_p50_ms']:>8.1f}ms {r['search_p95_ms']:>8.1f}ms")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"ingest": rate, "queries": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

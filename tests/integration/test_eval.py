@@ -1,0 +1,30 @@
+"""The eval command on the labelled set, with the real offline text embedder (all-MiniLM-L6-v2), BM25
+and OCR; the cross-modal space is off (no real CLIP/SigLIP weights exist offline)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.eval_data import write
+from retrieval.embedders import minilm_folder
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_eval_reports_every_direction(tmp_path):
+    spec = write(tmp_path / "set")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "ASSISTANT_RETRIEVAL__EMBEDDER": "", "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": minilm_folder()}
+    out = subprocess.run([sys.executable, "-m", "assistant", "eval", str(spec), "--json"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    scores = result["scores"]
+    assert {"text→text", "text→image", "image→image", "image→text"} <= set(scores)
+    assert result["ingest_failures"] == []
+    assert scores["text→text"]["queries"] == 17 and scores["text→text"]["hit@5"] >= 0.8
+    assert all(0.0 <= row["mrr@10"] <= 1.0 for row in scores.values())
