@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-knowledge", action="store_true")
     sub.add_parser("docs", help="list the documents in the knowledge base")
     delete = sub.add_parser("delete", help="delete a document and everything it produced")
-    delete.add_argument("doc_id")
+    delete.add_argument("doc_id", metavar="DOC", help="document id, source path, or file name")
     sub.add_parser("download", help="fetch the configured models into the Hugging Face cache")
     evaluate = sub.add_parser("eval", help="retrieval quality on a labelled set: hit@k and MRR per direction")
     evaluate.add_argument("file", type=Path)

@@ -245,11 +245,22 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentInfo]:
         return self.records.documents()
 
-    def delete(self, doc_id: str) -> DocumentInfo:
-        """Remove every vector, record and file a document produced."""
-        info = self.records.document(doc_id)
-        if info is None:
-            raise DocumentNotFoundError(f"No document with id '{doc_id}' in the knowledge base")
+    def resolve(self, doc: str) -> DocumentInfo:
+        """A document by id, by source as stored, or by file name when only one document has it."""
+        if (info := self.records.document(doc)) is not None:
+            return info
+        matches = [d for d in self.records.documents() if doc in (d.source, Path(d.source).name)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise DocumentNotFoundError(f"'{doc}' names {len(matches)} documents; give one of their ids: "
+                                        + ", ".join(d.doc_id for d in matches))
+        raise DocumentNotFoundError(f"No document with id or name '{doc}' in the knowledge base")
+
+    def delete(self, doc: str) -> DocumentInfo:
+        """Remove every vector, record and file a document produced (by id, source or file name)."""
+        info = self.resolve(doc)
+        doc_id = info.doc_id
         ids = [cid for cid, in self.records.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         self.index.delete(ids)
         self.records.delete_document(doc_id)

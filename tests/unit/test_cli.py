@@ -48,6 +48,8 @@ def test_ingest_search_docs_delete(cli, tmp_path, red_png):
     out = cli("delete", doc_id)
     assert out.returncode == 0 and "deleted" in out.stdout
     assert "1 documents" in cli("docs").stdout
+    out = cli("delete", "red.png")  # by file name
+    assert out.returncode == 0 and "red.png" in out.stdout and "0 documents" in cli("docs").stdout
 
 
 def test_ingest_fails_only_when_nothing_could_be_ingested(cli, tmp_path):
@@ -72,4 +74,4 @@ def test_ask_with_missing_model_says_what_to_set(cli, tmp_path):
 
 def test_delete_unknown_document(cli):
     out = cli("delete", "0" * 32)
-    assert out.returncode == 1 and "No document" in out.stderr
+    assert out.returncode == 1 and "No document with id or name" in out.stderr
