@@ -128,7 +128,8 @@ def cmd_download(args, settings: Settings) -> int:
 
     checkpoints = [settings.model.checkpoint] if settings.model.checkpoint else [
         default_checkpoint(True), default_checkpoint(False)]
-    for checkpoint in [*checkpoints, settings.retrieval.embedder]:
+    embedders = [e for e in (settings.retrieval.embedder, settings.retrieval.text_embedder) if e]
+    for checkpoint in [*checkpoints, *embedders]:
         if Path(checkpoint).expanduser().is_dir():
             print(f"{checkpoint}: local folder, nothing to download")
             continue
