@@ -92,8 +92,19 @@ class KnowledgeBase:
         except BaseException:
             lock.release()
             raise
-        return cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
-                   max_store_bytes=max_store_bytes, **options)
+        kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
+                 max_store_bytes=max_store_bytes, **options)
+        kb.remove_orphan_files()
+        return kb
+
+    def remove_orphan_files(self) -> int:
+        """Thumbnails written for a document whose ingest never committed (a crash) are removed."""
+        known = {Path(t).name for (t,) in self.records.db.execute(
+            "SELECT thumbnail FROM chunks WHERE thumbnail IS NOT NULL")}
+        orphans = [f for f in self.files_dir.iterdir() if f.is_file() and f.name not in known]
+        for f in orphans:
+            f.unlink(missing_ok=True)
+        return len(orphans)
 
     def close(self) -> None:
         if self.records is None:
@@ -141,6 +152,8 @@ class KnowledgeBase:
         doc_id = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
         existing = self.records.doc_ids_for(source)
         if (known := self.records.document(doc_id)) is not None:
+            for old in existing - {doc_id}:  # an older version a crash left behind after its replacement
+                self.delete(old)
             return IngestReport(source=source, status="unchanged", doc_id=doc_id, chunks=known.chunks)
         if self.index.size() > self.max_store_bytes:
             raise StoreTooLargeError(f"The vector index is over its size guard ({self.max_store_bytes / 1e9:.1f} "

@@ -115,3 +115,31 @@ def test_record_survives_and_is_the_truth(filled):
     assert db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == count
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_orphan_thumbnails_are_removed_on_open(filled):
+    data, _ = filled
+    (data / "files" / "0123orphan.jpg").write_bytes(b"x")
+    kb = open_kb(data)
+    try:
+        assert not (data / "files" / "0123orphan.jpg").exists()
+    finally:
+        kb.close()
+
+
+def test_a_replaced_version_left_by_a_crash_goes_on_the_next_ingest(tmp_path, monkeypatch):
+    note = tmp_path / "note.md"
+    note.write_text("version one")
+    kb = open_kb(tmp_path / "data")
+    try:
+        kb.ingest(note, source="note.md")
+        old = kb.documents()[0].doc_id
+        note.write_text("version two")
+        with monkeypatch.context() as m:  # the crash: the new version committed, the old one not deleted
+            m.setattr(kb, "delete", lambda doc: None)
+            kb.ingest(note, source="note.md")
+        assert len(kb.documents()) == 2
+        assert kb.ingest(note, source="note.md").status == "unchanged"
+        assert [d.doc_id != old for d in kb.documents()] == [True]
+    finally:
+        kb.close()
