@@ -68,7 +68,7 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
-             collection: str = "knowledge", ef_search: int = 128, parser=None,
+             collection: str = "knowledge", ef_search: int = 512, parser=None,
              max_store_bytes: int = 20 * 10**9, **options) -> KnowledgeBase:
         from filelock import FileLock, Timeout
 
