@@ -44,21 +44,9 @@ class TransformersEmbedder:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersEmbedder:
-        if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
-            raise EmbedderLoadError(
-                f"The embedding model folder '{checkpoint}' does not exist. Set "
-                "ASSISTANT_RETRIEVAL__EMBEDDER to a CLIP/SigLIP-style folder or Hugging Face model id.")
-        try:
-            from transformers import AutoModel, AutoProcessor
-
-            model = AutoModel.from_pretrained(checkpoint).to(device).eval()
-            processor = AutoProcessor.from_pretrained(checkpoint)
-        except (OSError, ValueError) as exc:
-            raise EmbedderLoadError(
-                f"Could not load the embedding model '{checkpoint}': {_first_line(exc)}. It must be a "
-                "CLIP/SigLIP-style model in the local Hugging Face cache or a local folder; set "
-                "ASSISTANT_RETRIEVAL__EMBEDDER to one that is."
-            ) from exc
+        model, processor = _load_pretrained(
+            checkpoint, device, "AutoProcessor", what="embedding model", variable="ASSISTANT_RETRIEVAL__EMBEDDER",
+            hint="a CLIP/SigLIP-style model in the local Hugging Face cache or a local folder")
         return cls(model, processor, name=checkpoint)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -97,6 +85,22 @@ class TransformersEmbedder:
         return min(limit, self.processor.tokenizer.model_max_length or limit)
 
 
+def _load_pretrained(checkpoint: str, device: str, processor_class: str, *, what: str, variable: str,
+                     hint: str):
+    """(model, processor) through ``AutoModel``; every failure is one message naming the setting."""
+    if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
+        raise EmbedderLoadError(f"The {what} folder '{checkpoint}' does not exist. Set {variable} to {hint}.")
+    try:
+        import transformers
+
+        model = transformers.AutoModel.from_pretrained(checkpoint).to(device).eval()
+        processor = getattr(transformers, processor_class).from_pretrained(checkpoint)
+    except (OSError, ValueError) as exc:
+        raise EmbedderLoadError(f"Could not load the {what} '{checkpoint}': {_first_line(exc)}. "
+                                f"Set {variable} to {hint}.") from exc
+    return model, processor
+
+
 def _tensor(out) -> np.ndarray:
     # transformers 5 may return an output object rather than a tensor.
     tensor = out if hasattr(out, "detach") else out.pooler_output
@@ -132,19 +136,10 @@ class TransformersTextEmbedder:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersTextEmbedder:
-        if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
-            raise EmbedderLoadError(f"The text embedding model folder '{checkpoint}' does not exist. Set "
-                                    "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER to a folder or Hugging Face model id.")
-        try:
-            from transformers import AutoModel, AutoTokenizer
-
-            model = AutoModel.from_pretrained(checkpoint).to(device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-        except (OSError, ValueError) as exc:
-            raise EmbedderLoadError(
-                f"Could not load the text embedding model '{checkpoint}': {_first_line(exc)}. Set "
-                "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER to a sentence-encoder folder or cached model id, or "
-                "to an empty value to go without one.") from exc
+        model, tokenizer = _load_pretrained(
+            checkpoint, device, "AutoTokenizer", what="text embedding model",
+            variable="ASSISTANT_RETRIEVAL__TEXT_EMBEDDER",
+            hint="a sentence encoder in the local Hugging Face cache or a local folder, or to nothing")
         return cls(model, tokenizer, name=checkpoint)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
