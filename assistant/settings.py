@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
 CPU_DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolVLM-256M-Instruct"
-DEFAULT_EMBEDDER = "openai/clip-vit-base-patch32"
+DEFAULT_EMBEDDER = "google/siglip-base-patch16-256-multilingual"
 DEFAULT_TEXT_EMBEDDER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 
 
