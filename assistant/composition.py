@@ -30,10 +30,15 @@ def default_checkpoint(cuda_available: bool) -> str:
     return GPU_DEFAULT_CHECKPOINT if cuda_available else CPU_DEFAULT_CHECKPOINT
 
 
-def build_model(settings: Settings) -> LazyModel:
-    from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
-
+def build_model(settings: Settings):
     s = settings.model
+    if s.backend == "openai":
+        from assistant.models.openai_endpoint import OpenAIEndpointModel
+
+        key = s.api_key.get_secret_value() if s.api_key else None
+        return OpenAIEndpointModel(s.endpoint, s.checkpoint or GPU_DEFAULT_CHECKPOINT, api_key=key,
+                                   max_pixels=s.max_pixels)
+    from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
 
     def load():
         _import_transformers()
@@ -74,7 +79,7 @@ def build_pipeline(settings: Settings, *, start: bool = True) -> AnswerPipeline:
     """The whole assistant. With ``start`` the model and knowledge base begin loading in the background."""
     model = build_model(settings)
     knowledge = build_knowledge(settings) if settings.retrieval.enabled else None
-    if start:
+    if start and hasattr(model, "start"):
         model.start()
         if knowledge is not None:
             knowledge.start()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -16,6 +16,12 @@ DEFAULT_TEXT_EMBEDDER = "sentence-transformers/paraphrase-multilingual-MiniLM-L1
 
 
 class ModelSettings(BaseModel):
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="`transformers`: load the model in this process. `openai`: stream from an "
+        "OpenAI-compatible server (vLLM, TGI, Ollama) at `ASSISTANT_MODEL__ENDPOINT`.")
+    endpoint: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible server "
+                          "(the `openai` backend).")
+    api_key: SecretStr | None = Field(None, description="Bearer token for that server, if it wants one.")
     checkpoint: str | None = Field(
         None, description=f"Hub id or local folder of the vision-language model. Default: "
         f"`{GPU_DEFAULT_CHECKPOINT}` with CUDA, `{CPU_DEFAULT_CHECKPOINT}` without.")
