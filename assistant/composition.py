@@ -45,7 +45,8 @@ def build_model(settings: Settings):
         checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
         plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
                                 quantization=s.quantization, double_quant=s.double_quant)
-        return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels)
+        return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels,
+                                                       max_context_tokens=s.max_context_tokens)
 
     return LazyModel(s.checkpoint or "default model", Background("model", load))
 

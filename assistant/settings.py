@@ -39,6 +39,8 @@ class ModelSettings(BaseModel):
         1024 * 28 * 28, ge=28 * 28, description="Images are resized to at most this many pixels before "
         "the model sees them (Qwen2.5-VL: one visual token per 28x28 pixels).")
     max_new_tokens: int = Field(512, ge=1, le=8192, description="Default answer length bound.")
+    max_context_tokens: int = Field(16384, ge=256, description="Input bound (prompt, history, images): the "
+                                    "oldest turns are dropped to fit; a question that alone exceeds it is refused.")
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Default sampling temperature; 0 is greedy.")
 
 

@@ -36,7 +36,7 @@ def measure(path: Path, quantization: str, compiled: bool, new_tokens: int) -> d
     weights_gb = torch.cuda.memory_allocated() / 1e9 if cuda else float("nan")
     image = Path(tempfile.mkdtemp()) / "photo.png"
     Image.effect_noise((1024, 1024), 64).convert("RGB").save(image)
-    inputs = model._inputs([ChatTurn("user", "What is in this image?", (image,))])
+    inputs = model._inputs([ChatTurn("user", "What is in this image?", (image,))], model.max_pixels)
     extra = {}
     if compiled:
         extra = {"cache_implementation": "static"}

@@ -90,7 +90,7 @@ def measure(path: Path, quantization: str, max_pixels: int, new_tokens: int) -> 
     turns = [ChatTurn("system", "Be helpful."), ChatTurn("user", "What is in this image?", (image,))]
 
     t0 = time.perf_counter()
-    inputs = model._inputs(turns)
+    inputs = model._inputs(turns, model.max_pixels)
     sync(cuda)
     prep_s = time.perf_counter() - t0
 

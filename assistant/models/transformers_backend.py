@@ -10,12 +10,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.errors import GenerationError, ModelLoadError
+from assistant.errors import GenerationError, InputError, ModelLoadError
 from assistant.images import load_image
 from assistant.types import ChatTurn, GenerationParams
 
 log = logging.getLogger(__name__)
 _END = object()
+OOM_MESSAGE = ("The GPU ran out of memory while answering. Try fewer or smaller images, a shorter "
+               "conversation, or lower ASSISTANT_MODEL__MAX_PIXELS.")
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,24 @@ class LoadPlan:
         return cls(checkpoint, device, dtype, quantization, double_quant)
 
 
+class _OutOfMemory(Exception):
+    def __init__(self, after_tokens: bool):
+        super().__init__("out of memory")
+        self.after_tokens = after_tokens
+
+
 class TransformersVisionModel:
-    def __init__(self, model, processor, *, name: str, max_pixels: int):
+    def __init__(self, model, processor, *, name: str, max_pixels: int, max_context_tokens: int = 16384):
         self.model = model
         self.processor = processor
         self.name = name
         self.max_pixels = max_pixels
+        self.max_context_tokens = max_context_tokens
         self._lock = threading.Lock()  # one generation at a time per loaded model
 
     @classmethod
-    def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int) -> TransformersVisionModel:
+    def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int, max_context_tokens: int = 16384
+                        ) -> TransformersVisionModel:
         """Load the checkpoint per ``plan``; every failure becomes one ``ModelLoadError``."""
         _check_local_folder(plan.checkpoint)
         try:
@@ -72,11 +82,54 @@ class TransformersVisionModel:
         except Exception as exc:
             raise load_error(plan, exc) from exc
         log.info("loaded %s on %s (%s, %s)", plan.checkpoint, plan.device, plan.dtype, plan.quantization)
-        return cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels)
+        return cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels,
+                   max_context_tokens=max_context_tokens)
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
-        inputs = self._inputs(turns)  # bad images fail here, before any thread starts
-        return self._generate_stream(inputs, params)
+        inputs = self._fit_context(turns, self.max_pixels)  # bad images and overlong input fail here
+        return self._guarded(turns, inputs, params)
+
+    def _guarded(self, turns: Sequence[ChatTurn], inputs, params: GenerationParams) -> Iterator[str]:
+        """Out of memory before the first token: free memory and try once more with images at a quarter
+        of the pixels. After that, or after tokens were shown, say so plainly; the next request works."""
+        try:
+            yield from self._generate_stream(inputs, params)
+            return
+        except _OutOfMemory as oom:
+            self._free_memory()
+            if oom.after_tokens:
+                raise GenerationError(OOM_MESSAGE) from None
+        log.warning("out of memory; retrying with images at a quarter of the pixels")
+        try:
+            yield from self._generate_stream(self._fit_context(turns, self.max_pixels // 4), params)
+        except _OutOfMemory:
+            self._free_memory()
+            raise GenerationError(OOM_MESSAGE + " A retry at a lower image resolution ran out of memory too.") from None
+
+    def _free_memory(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _fit_context(self, turns: Sequence[ChatTurn], max_pixels: int):
+        """Inputs within the context bound: the oldest turns of the history go first (the system prompt
+        and the question stay); a question that alone is too long is refused."""
+        turns = list(turns)
+        while True:
+            inputs = self._inputs(turns, max_pixels)
+            length = int(inputs["input_ids"].shape[1])
+            if length <= self.max_context_tokens:
+                return inputs
+            history = [i for i, t in enumerate(turns[:-1]) if t.role != "system"]
+            if not history:
+                raise InputError(
+                    f"The question and its images need {length} tokens, more than the {self.max_context_tokens} "
+                    "allowed (ASSISTANT_MODEL__MAX_CONTEXT_TOKENS): use fewer or smaller images or a shorter text.")
+            del turns[history[0]]
 
     def image_frame(self, image: Path) -> tuple[int, int]:
         """The (width, height) in pixels of the image as the model saw it: the frame of the absolute box
@@ -90,9 +143,9 @@ class TransformersVisionModel:
         _, rows, cols = (int(v) for v in grid[0])
         return cols * patch, rows * patch
 
-    def _inputs(self, turns: Sequence[ChatTurn]):
+    def _inputs(self, turns: Sequence[ChatTurn], max_pixels: int):
         messages = [
-            {"role": t.role, "content": [{"type": "image", "image": load_image(p, self.max_pixels)}
+            {"role": t.role, "content": [{"type": "image", "image": load_image(p, max_pixels)}
                                          for p in t.images] + [{"type": "text", "text": t.text}]}
             for t in turns
         ]
@@ -148,9 +201,15 @@ class TransformersVisionModel:
 
 
 def _drain(out: queue.Queue) -> Iterator[str]:
+    import torch
+
+    sent = False
     while (item := out.get()) is not _END:
+        if isinstance(item, torch.OutOfMemoryError):
+            raise _OutOfMemory(after_tokens=sent)
         if isinstance(item, BaseException):
-            raise _generation_error(item) from item
+            raise item
+        sent = True
         yield item
 
 
@@ -158,15 +217,6 @@ def _sampling(params: GenerationParams) -> dict:
     if params.temperature <= 0:
         return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     return {"do_sample": True, "temperature": params.temperature}
-
-
-def _generation_error(exc: BaseException) -> BaseException:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return GenerationError("The GPU ran out of memory while answering. Try fewer or smaller images, "
-                               "a shorter conversation, or lower ASSISTANT_MODEL__MAX_PIXELS.")
-    return exc
 
 
 def _load_kwargs(plan: LoadPlan) -> dict:
