@@ -10,4 +10,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PAR
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
 python3 -m pytest -q -p no:cacheprovider -o addopts= -m gpu tests/gpu 2>&1 | tee "$out/gpu_tests.txt"
-python3 benchmarks/gpu_smoke.py --shape 3b --out "$out/gpu_smoke.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu_smoke.txt"
+python3 benchmarks/gpu.py --shapes 3b 7b --skip-tests --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.txt"

@@ -1,5 +1,5 @@
 """The default GPU path: 4-bit NF4 with bf16 compute on CUDA, through the product's loading code.
-Skipped without CUDA; run on a lent GPU machine (see benchmarks/gpu_smoke.py)."""
+Skipped without CUDA; run on a lent GPU machine (benchmarks/gpu_check.sh)."""
 
 import pytest
 
