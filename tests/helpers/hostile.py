@@ -90,6 +90,17 @@ def valid_pdf() -> bytes:
     return buf.getvalue()
 
 
+def damaged(data: bytes, ext: str, cuts, flips: int, rng: random.Random) -> dict[str, bytes]:
+    """Truncations of a valid file at each cut, and four copies with ``flips`` random bits flipped."""
+    out = {f"truncated-{cut}.{ext}": data[:cut] for cut in cuts}
+    for n in range(4):
+        flipped = bytearray(data)
+        for _ in range(flips):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        out[f"bitflip-{n}.{ext}"] = bytes(flipped)
+    return out
+
+
 def write_corpus(folder: Path, seed: int = 0) -> list[Path]:
     from PIL import Image
     from pypdf import PdfWriter
@@ -101,13 +112,7 @@ def write_corpus(folder: Path, seed: int = 0) -> list[Path]:
         "bomb-gif.gif": gif_bomb(), "bomb-tiff.tiff": tiff_bomb(), "bomb-tiff.tif": tiff_bomb(),
     }
     for ext, data in valid_images().items():
-        for cut in (8, 30, len(data) // 3, len(data) // 2, len(data) - 10):
-            files[f"truncated-{cut}.{ext}"] = data[:cut]
-        for n in range(4):
-            flipped = bytearray(data)
-            for _ in range(12):
-                flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
-            files[f"bitflip-{n}.{ext}"] = bytes(flipped)
+        files.update(damaged(data, ext, (8, 30, len(data) // 3, len(data) // 2, len(data) - 10), 12, rng))
         files[f"empty.{ext}"] = b""
         files[f"text-named.{ext}"] = b"this is plain text, not an image\n" * 5
     for size, name in [((1, 20_000), "strip-1x20000.png"), ((20_000, 1), "strip-20000x1.png")]:
@@ -116,13 +121,7 @@ def write_corpus(folder: Path, seed: int = 0) -> list[Path]:
         files[name] = buf.getvalue()
 
     pdf = valid_pdf()
-    for cut in (5, 20, len(pdf) // 2, len(pdf) - 30):
-        files[f"truncated-{cut}.pdf"] = pdf[:cut]
-    for n in range(4):
-        flipped = bytearray(pdf)
-        for _ in range(20):
-            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
-        files[f"bitflip-{n}.pdf"] = bytes(flipped)
+    files.update(damaged(pdf, "pdf", (5, 20, len(pdf) // 2, len(pdf) - 30), 20, rng))
     writer = PdfWriter(clone_from=io.BytesIO(pdf))
     writer.encrypt("secret")
     buf = io.BytesIO()
