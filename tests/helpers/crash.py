@@ -26,7 +26,9 @@ def write_document(folder: Path, i: int) -> Path:
     body = "\n\n".join(f"Document {i} paragraph {j} mentions token{i}x and some shared words about "
                        f"invoices, patients and reports." for j in range(40))
     path = folder / f"doc{i:05d}.md"
-    path.write_text(f"# Doc {i}\n\n{body}", encoding="utf-8")
+    partial = path.with_suffix(".tmp")  # written whole, then renamed: a kill never leaves half a document
+    partial.write_text(f"# Doc {i}\n\n{body}", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 
@@ -134,13 +136,14 @@ def _verify_reingest(data: Path, docs: Path, stats: KillStats, where: str) -> No
         return
     try:
         files = sorted(docs.glob("doc*.md"))
-        kb.ingest_paths(files, sources=[p.name for p in files])
+        failures = [r.error for r in kb.ingest_paths(files, sources=[p.name for p in files]) if not r.ok]
         expected = sum(d.chunks for d in kb.documents())
         chunks, cross = kb.count(), kb.index.collections["cross"].count()
         extra = max(chunks - expected, 0) + max(cross - expected, 0)
         if extra or len(kb.documents()) != len(files):
             stats.duplicates += extra or 1
-            stats.problems.append(f"{where}: {chunks} chunks and {cross} vectors for {expected} expected")
+            stats.problems.append(f"{where}: {chunks} chunks and {cross} vectors for {expected} expected; "
+                                  f"{len(kb.documents())} documents for {len(files)} files; failures: {failures[:3]}")
     finally:
         kb.close()
 
