@@ -80,9 +80,12 @@ class Records:
                 if e.lexical and c.text.strip():
                     self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, " ".join(tokens(c.text))))
 
+    def chunk_ids(self, doc_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+
     def delete_document(self, doc_id: str) -> list[str]:
         """Remove a document and everything it produced; return its chunk ids."""
-        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        ids = self.chunk_ids(doc_id)
         with self._transaction():
             for chunk_id in ids:
                 self.db.execute("DELETE FROM vectors WHERE chunk_id = ?", (chunk_id,))

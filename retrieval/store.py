@@ -274,7 +274,7 @@ class KnowledgeBase:
         """Remove every vector, record and file a document produced (by id, source or file name)."""
         info = self.resolve(doc)
         doc_id = info.doc_id
-        ids = [cid for cid, in self.records.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        ids = self.records.chunk_ids(doc_id)
         self.index.delete(ids)
         self.records.delete_document(doc_id)
         for cid in ids:

@@ -117,8 +117,7 @@ def _verify(data: Path, acked: dict[str, str], stats: KillStats, where: str) -> 
                 stats.problems.append(f"{where}: acknowledged {name} missing from the record")
                 continue
             lexical = {cid for cid, _ in kb.records.lexical_search(token_of(name), 5)}
-            chunk_ids = sorted(cid for cid, in kb.records.db.execute("SELECT id FROM chunks WHERE doc_id = ?",
-                                                                      (doc_id,)))
+            chunk_ids = sorted(kb.records.chunk_ids(doc_id))
             indexed = [set(c.get(ids=chunk_ids, include=[])["ids"]) for c in kb.index.collections.values()]
             if not lexical & set(chunk_ids) or any(ids != set(chunk_ids) for ids in indexed):
                 stats.lost += 1
