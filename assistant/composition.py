@@ -44,7 +44,8 @@ def build_model(settings: Settings):
         _import_transformers()
         checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
         plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
-                                quantization=s.quantization, double_quant=s.double_quant)
+                                quantization=s.quantization, double_quant=s.double_quant,
+                                decoder=s.decoder)
         return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels,
                                                        max_context_tokens=s.max_context_tokens)
 

@@ -26,11 +26,16 @@ class ModelSettings(BaseModel):
         None, description=f"Hub id or local folder of the vision-language model. Default: "
         f"`{GPU_DEFAULT_CHECKPOINT}` with CUDA, `{CPU_DEFAULT_CHECKPOINT}` without.")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="Where the model runs.")
-    quantization: Literal["auto", "none", "4bit", "8bit"] = Field(
-        "auto", description="`auto`: 4-bit NF4 on CUDA, none on the CPU. `4bit` on the CPU works "
-        "(bitsandbytes), slowly.")
+    quantization: Literal["auto", "none", "int4", "4bit", "8bit"] = Field(
+        "auto", description="`auto`: `int4` on CUDA GPUs of compute capability 8.0+ (A100, A10G, L4, H100), "
+        "`4bit` on older ones, none on the CPU. `int4`: PyTorch's int4 kernel, groups of 128, bf16 compute "
+        "(the vision tower stays bf16). `4bit`/`8bit`: bitsandbytes NF4 / LLM.int8.")
+    decoder: Literal["auto", "static", "generate"] = Field(
+        "auto", description="`static`: the Qwen2-VL family's fast decoder (static KV cache, compiled steps "
+        "recorded as CUDA graphs at load; ~1 min warm-up). `generate`: transformers' `generate`. `auto`: "
+        "static on CUDA with `int4`/`none`, where the model family allows it.")
     double_quant: bool = Field(
-        False, description="Double quantisation for 4-bit: saves ~0.4 bit/weight, measured at half "
+        False, description="Double quantisation for `4bit`: saves ~0.4 bit/weight, measured at half "
         "the decode speed, so off by default.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Compute dtype. `auto`: bfloat16 on CUDA (float16 where unsupported), "

@@ -5,21 +5,27 @@ tokens/s over N tokens, peak GPU memory; each decode rate also as a fraction of 
 its weight bytes and as a ratio to plain ``generate`` with the same weights in the same run. One table,
 and JSON. Random weights cost the same time and memory as real ones; the text they produce is noise.
 
-    python benchmarks/gpu.py --shapes 3b 7b --out benchmarks/results/gpu.json
+    python benchmarks/gpu.py --shapes 3b 7b --budget-s 420 --out benchmarks/results/gpu.json
     python benchmarks/gpu.py --shapes tiny --skip-tests     # proves the script on the CPU
 
-Variants: ``plain`` = ``generate`` with a dynamic cache; ``static`` = a static KV cache with a compiled
-forward (transformers compiles bf16 itself; bitsandbytes models are compiled here explicitly).
+Variants, ``decoder:quantization``: ``generate:none`` and ``generate:4bit`` are plain ``generate`` (dynamic
+cache) in bf16 and bitsandbytes NF4; ``static:int4`` is the product's default on an Ampere-or-newer GPU
+(int4 weights, the static decoder: compiled per-layer steps recorded as CUDA graphs at load), ``static:none``
+the same decoder in bf16. Time to first token is the median of ``--runs`` answers, through the product's
+own preprocessing; its split (preprocessing, vision tower, prefill) comes from separately timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,68 +117,129 @@ def copy_bandwidth(gib: float = 4.0) -> float:
     return 2 * gib * 2**30 / seconds
 
 
-def language_weight_bytes(model) -> int:
-    """Bytes of the language model's weights as stored (what each decoded token must read)."""
+def decode_weight_bytes(model) -> int:
+    """Bytes every decoded token must read: the language model's layers, final norm and LM head as stored
+    (packed int4, NF4 or bf16), not the embedding table (one row per token) unless the head shares it."""
     lm = model.model.language_model if hasattr(model.model, "language_model") else model.model
-    total = sum(p.numel() * p.element_size() for p in lm.parameters())
+    embed = lm.embed_tokens.weight
+    tensors = {t.data_ptr(): t for t in [*lm.parameters(), *lm.buffers()] if t.data_ptr() != embed.data_ptr()}
     head = model.lm_head.weight
-    return total + (0 if head.data_ptr() == lm.embed_tokens.weight.data_ptr() else head.numel() * head.element_size())
+    tensors[head.data_ptr()] = head
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def measure(path: Path, quantization: str, variant: str, new_tokens: int, bandwidth: float) -> dict:
+def model_bytes(model) -> int:
+    tensors = {t.data_ptr(): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: int) -> dict:
+    """``variant`` = decoder:quantization, e.g. ``generate:4bit`` (plain generate, bitsandbytes NF4) or
+    ``static:int4`` (the product's default on this GPU, checked against ``LoadPlan.resolve``'s choice)."""
     import torch
     from PIL import Image
 
+    from assistant.models.static_decode import Sampling
     from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
     from assistant.types import ChatTurn
 
+    decoder, quantization = variant.split(":")
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    plan = LoadPlan.resolve(str(path), quantization=quantization, decoder=decoder)
+    default = plan == LoadPlan.resolve(str(path))
     t = time.perf_counter()
-    model = TransformersVisionModel.from_pretrained(LoadPlan.resolve(str(path), quantization=quantization),
-                                                    max_pixels=1024 * 28 * 28)
+    model = TransformersVisionModel.from_pretrained(plan, max_pixels=1024 * 28 * 28, warm_up=False)
+    sync(cuda)
     load_s = time.perf_counter() - t
-    weights = language_weight_bytes(model.model)
+    t = time.perf_counter()
+    if model.decoder is not None:
+        model.warm_up()  # what from_pretrained does by default on CUDA
+    sync(cuda)
+    warmup_s = time.perf_counter() - t
     image = Path(tempfile.mkdtemp()) / "photo.png"
     Image.effect_noise((1024, 1024), 64).convert("RGB").save(image)
     turns = [ChatTurn("system", "Be helpful."), ChatTurn("user", "What is in this image?", (image,))]
-    t = time.perf_counter()
-    inputs = model._inputs(turns, model.max_pixels)
-    sync(cuda)
-    preprocess_s = time.perf_counter() - t
-    extra = {}
-    if variant == "static":
-        extra = {"cache_implementation": "static"}
-        if getattr(model.model, "hf_quantizer", None) is not None and cuda:
-            model.model.forward = torch.compile(model.model.forward, mode="reduce-overhead", dynamic=False)
 
-    def timed(fn) -> float:
+    def clock() -> float:
         sync(cuda)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            fn()
-        sync(cuda)
-        return time.perf_counter() - start
+        return time.perf_counter()
 
-    def generate(n: int):
-        return model.model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, **extra)
+    splits, ttfts = [], []
+    with torch.inference_mode():
+        if model.decoder is not None:
+            d = model.decoder
 
-    warmup_s = timed(lambda: generate(new_tokens))  # compilation happens here, at load in the product
-    vision_s = min(timed(lambda: model.model.model.get_image_features(
-        pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])) for _ in range(3))
-    first_s = min(timed(lambda: generate(1)) for _ in range(3))
-    full_s = min(timed(lambda: generate(new_tokens)) for _ in range(2))
-    decode = (new_tokens - 1) / max(full_s - first_s, 1e-9)
+            def answer(n: int) -> tuple[float, float]:
+                """(time to first token, decode tokens/s) through the decoder's own token stream."""
+                start = clock()
+                stream = d.tokens(model._inputs(turns, model.max_pixels), Sampling(), n, set(), threading.Event(),
+                                  min_new_tokens=n)
+                next(stream)
+                first = time.perf_counter()
+                count = 1 + sum(1 for _ in stream)
+                end = time.perf_counter()
+                return first - start, (count - 1) / max(end - first, 1e-9)
+
+            for _ in range(runs):
+                t0 = clock()
+                inputs = model._inputs(turns, model.max_pixels)
+                t1 = clock()
+                embeds, positions = d.embed(inputs)
+                t2 = clock()
+                d.prefill(embeds, positions, inputs["input_ids"])
+                d._choose(Sampling(), set())
+                t3 = clock()
+                splits.append((t1 - t0, t2 - t1, t3 - t2))
+                ttfts.append(answer(1)[0])
+            decode = answer(new_tokens)[1]
+            cache_bytes = d.cache_bytes
+        else:
+            def generate(inputs, n: int):
+                return model.model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+
+            inputs = model._inputs(turns, model.max_pixels)
+            t = clock()
+            generate(inputs, 8)  # first-call costs
+            warmup_s += clock() - t
+            for _ in range(runs):
+                t0 = clock()
+                inputs = model._inputs(turns, model.max_pixels)
+                t1 = clock()
+                model.model.model.get_image_features(pixel_values=inputs["pixel_values"],
+                                                     image_grid_thw=inputs["image_grid_thw"])
+                t2 = clock()
+                generate(inputs, 1)
+                t3 = clock()
+                splits.append((t1 - t0, t2 - t1, max(t3 - t2 - (t2 - t1), 0.0)))  # generate runs vision again
+                ttfts.append(t1 - t0 + t3 - t2)
+            t = clock()
+            generate(inputs, new_tokens)
+            full = clock() - t
+            first = _median([x - s[0] for x, s in zip(ttfts, splits)])
+            decode = (new_tokens - 1) / max(full - first, 1e-9)
+            cache_bytes = 0  # a dynamic cache: included in the peak only
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+    weights = decode_weight_bytes(model.model)
     limit = bandwidth / weights if bandwidth == bandwidth else float("nan")
-    row = {"variant": f"{variant}:{quantization}", "load_s": load_s, "warmup_s": warmup_s,
-           "weights_gb": weights / 1e9, "prompt_tokens": int(inputs["input_ids"].shape[1]),
-           "preprocess_ms": preprocess_s * 1e3, "vision_ms": vision_s * 1e3,
-           "prefill_ms": max(first_s - vision_s, 0.0) * 1e3, "ttft_ms": (preprocess_s + first_s) * 1e3,
-           "decode_tok_s": decode, "of_bandwidth_limit": decode / limit if limit == limit else float("nan"),
-           "peak_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan")}
+    peak = torch.cuda.max_memory_allocated() if cuda else float("nan")
+    stored = model_bytes(model.model)
+    row = {"variant": variant + (" (default)" if default else ""), "mode": getattr(model.decoder, "mode", "generate"),
+           "load_s": load_s, "warmup_s": warmup_s, "weights_gb": stored / 1e9, "decode_read_gb": weights / 1e9,
+           "kv_gb": cache_bytes / 1e9, "prompt_tokens": prompt_tokens,
+           "preprocess_ms": _median([s[0] for s in splits]) * 1e3, "vision_ms": _median([s[1] for s in splits]) * 1e3,
+           "prefill_ms": _median([s[2] for s in splits]) * 1e3, "ttft_ms": _median(ttfts) * 1e3,
+           "ttft_runs_ms": [round(x * 1e3, 1) for x in ttfts],
+           "decode_tok_s": decode, "limit_tok_s": limit, "of_bandwidth_limit": decode / limit if limit == limit else float("nan"),
+           "peak_gb": peak / 1e9, "peak_over_weights_kv": peak / (stored + cache_bytes) if cuda else float("nan")}
     del model
+    gc.collect()
     return row
 
 
@@ -182,48 +249,79 @@ def run_gpu_tests() -> str:
     return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr[-300:]
 
 
+COLUMNS = ["shape", "variant", "mode", "load_s", "warmup_s", "weights_gb", "kv_gb", "prompt_tokens", "preprocess_ms",
+           "vision_ms", "prefill_ms", "ttft_ms", "decode_tok_s", "limit_tok_s", "of_bandwidth_limit", "x_plain_4bit",
+           "x_plain_bf16", "peak_gb", "peak_over_weights_kv"]
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['shape']} | {row['variant']} | error: {row['error']} |")
+        else:
+            lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=["3b", "7b", "tiny"], default=["3b", "7b"])
-    parser.add_argument("--variants", nargs="+", default=["plain:none", "plain:4bit", "static:none", "static:4bit"])
+    parser.add_argument("--variants", nargs="+",
+                        default=["static:int4", "generate:none", "generate:4bit", "static:none"])
     parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=5, help="time-to-first-token runs (median reported)")
+    parser.add_argument("--budget-s", type=float, default=float("inf"),
+                        help="start no new variant after this many seconds (partial results are kept)")
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.json"))
     args = parser.parse_args()
     import torch
 
+    began = time.monotonic()
     tests = "skipped" if args.skip_tests else run_gpu_tests()
     bandwidth = copy_bandwidth()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    print(f"device: {device}; GPU tests: {tests}; copy bandwidth {bandwidth / 1e12:.2f} TB/s", flush=True)
-    rows = []
-    cols = ["shape", "variant", "load_s", "warmup_s", "weights_gb", "prompt_tokens", "preprocess_ms", "vision_ms",
-            "prefill_ms", "ttft_ms", "decode_tok_s", "of_bandwidth_limit", "x_plain", "peak_gb"]
-    print(" | ".join(cols), flush=True)
+    print(f"device: {device}; torch {torch.__version__}; GPU tests: {tests}; copy bandwidth "
+          f"{bandwidth / 1e12:.2f} TB/s", flush=True)
+    rows: list[dict] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:
-            path = build(shape, Path(tmp))
-            plain: dict[str, float] = {}
+            path = None
             for variant in args.variants:
-                kind, quantization = variant.split(":")
+                if time.monotonic() - began > args.budget_s:
+                    rows.append({"shape": shape, "variant": variant, "error": "not run: time budget spent"})
+                    continue
                 try:
-                    row = {"shape": shape, **measure(path, quantization, kind, args.new_tokens, bandwidth)}
+                    path = path or build(shape, Path(tmp))
+                    row = {"shape": shape, **measure(path, variant, args.new_tokens, bandwidth, args.runs)}
                 except Exception as exc:  # noqa: BLE001  one failed variant must not lose the others
                     row = {"shape": shape, "variant": variant, "error": repr(exc)[:300]}
-                if kind == "plain" and "decode_tok_s" in row:
-                    plain[quantization] = row["decode_tok_s"]
-                if "decode_tok_s" in row and quantization in plain:
-                    row["x_plain"] = row["decode_tok_s"] / plain[quantization]
                 rows.append(row)
-                print(" | ".join(_fmt(row.get(c, "")) for c in cols) if "error" not in row else row, flush=True)
+                _ratios(rows)
+                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
                 args.out.write_text(json.dumps({"device": device, "gpu_tests": tests, "copy_bandwidth_Bps": bandwidth,
                                                 "torch": torch.__version__, "rows": rows}, indent=2))
+    print(table(rows))
+    args.out.with_suffix(".md").write_text(
+        f"device: {device}; torch {torch.__version__}; GPU tests: {tests}; copy bandwidth "
+        f"{bandwidth / 1e12:.2f} TB/s\n\n{table(rows)}\n")
     return 0
 
 
+def _ratios(rows: list[dict]) -> None:
+    """Each decode rate as a multiple of plain ``generate`` on the same shape in the same run."""
+    for row in rows:
+        for key, base in (("x_plain_4bit", "generate:4bit"), ("x_plain_bf16", "generate:none")):
+            plain = [r for r in rows if r["shape"] == row["shape"] and r["variant"].split(" ")[0] == base
+                     and "decode_tok_s" in r]
+            if plain and "decode_tok_s" in row:
+                row[key] = row["decode_tok_s"] / plain[0]["decode_tok_s"]
+
+
 def _fmt(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else "" if isinstance(value, list) else str(value)
 
 
 if __name__ == "__main__":

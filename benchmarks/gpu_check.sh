@@ -2,12 +2,20 @@
 # Every GPU check of this project in one run, for a lent GPU machine (its image has torch, transformers,
 # accelerate, pytest; bitsandbytes and the pinned transformers travel as wheels in .whl/, made by
 # ../shared/gpu/wheels.sh bitsandbytes==0.50.2 transformers==5.24.0). Writes results under ${OUT:-.}.
+#   TESTS_S: time limit of the GPU tests; BENCH_S: of the benchmark; BUDGET_S: no new benchmark variant
+#   is started after this many seconds; SHAPES: model shapes to benchmark.
 set -uo pipefail
 out=${OUT:-benchmarks/results}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
-python3 -m pytest -q -p no:cacheprovider -o addopts= -m gpu tests/gpu 2>&1 | tee "$out/gpu_tests.txt"
-python3 benchmarks/gpu.py --shapes 3b 7b --skip-tests --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.txt"
+python3 - <<'PY'
+import importlib.util, torch, transformers, bitsandbytes as b
+print("torch", torch.__version__, "transformers", transformers.__version__, "bitsandbytes", b.__version__,
+      "triton", importlib.util.find_spec("triton") is not None, "torchvision", importlib.util.find_spec("torchvision") is not None)
+PY
+timeout "${TESTS_S:-200}" python3 -m pytest -q -p no:cacheprovider -o addopts= -m gpu tests/gpu 2>&1 \
+  | grep -v "Loading weights\|Writing model" | tail -60 | tee "$out/gpu_tests.txt"
+timeout "${BENCH_S:-330}" python3 benchmarks/gpu.py --shapes ${SHAPES:-3b 7b} --skip-tests --budget-s "${BUDGET_S:-240}" \
+  --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.txt"

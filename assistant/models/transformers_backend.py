@@ -1,17 +1,24 @@
 """Local backend: ``AutoModelForImageTextToText`` + ``AutoProcessor``, prompt from the processor's own
-chat template, tokens streamed from a background generation thread."""
+chat template, tokens streamed from a background thread. On CUDA the Qwen2-VL family answers through the
+static decoder (``static_decode``: int4 weights, static cache, compiled CUDA-graph decode steps), other
+families through ``generate``."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.errors import GenerationError, InputError, ModelLoadError
 from assistant.images import load_image
+
+if TYPE_CHECKING:
+    from assistant.models.static_decode import StaticDecoder
 from assistant.types import ChatTurn, GenerationParams
 
 log = logging.getLogger(__name__)
@@ -27,28 +34,50 @@ class LoadPlan:
     checkpoint: str
     device: str  # "cuda" | "cpu"
     dtype: str  # "bfloat16" | "float16" | "float32"
-    quantization: str  # "none" | "4bit" | "8bit"
+    quantization: str  # "none" | "int4" | "4bit" (bitsandbytes NF4) | "8bit"
     double_quant: bool = False
+    decoder: str = "generate"  # "static" | "generate"
 
     @classmethod
     def resolve(cls, checkpoint: str, *, device: str = "auto", dtype: str = "auto",
-                quantization: str = "auto", double_quant: bool = False,
-                cuda_available: bool | None = None, bf16_supported: bool = True) -> LoadPlan:
+                quantization: str = "auto", double_quant: bool = False, decoder: str = "auto",
+                cuda_available: bool | None = None, bf16_supported: bool = True,
+                int4_supported: bool | None = None) -> LoadPlan:
         if cuda_available is None:
             import torch
 
             cuda_available = torch.cuda.is_available()
             bf16_supported = cuda_available and torch.cuda.is_bf16_supported()
+        if int4_supported is None:
+            from assistant.models import int4
+
+            int4_supported = int4.cuda_supported() if cuda_available else True
         if device == "cuda" and not cuda_available:
             raise ModelLoadError(
                 f"Cannot load '{checkpoint}' on CUDA: no CUDA GPU is visible to this process. "
                 "Set ASSISTANT_MODEL__DEVICE=cpu (and ASSISTANT_MODEL__QUANTIZATION=none) to run on the CPU.")
         device = ("cuda" if cuda_available else "cpu") if device == "auto" else device
+        if quantization == "auto":
+            quantization = ("int4" if int4_supported else "4bit") if device == "cuda" else "none"
+        if quantization == "int4":
+            if device == "cuda" and not int4_supported:
+                raise ModelLoadError(
+                    "ASSISTANT_MODEL__QUANTIZATION=int4 needs a GPU of compute capability 8.0 or newer (A100, "
+                    "A10G, L4, H100...); this one is older. Use ASSISTANT_MODEL__QUANTIZATION=4bit (bitsandbytes).")
+            if dtype not in ("auto", "bfloat16"):
+                raise ModelLoadError(
+                    f"ASSISTANT_MODEL__QUANTIZATION=int4 computes in bfloat16, not {dtype}: set "
+                    "ASSISTANT_MODEL__DTYPE=bfloat16 (or auto), or choose another ASSISTANT_MODEL__QUANTIZATION.")
+            dtype = "bfloat16"
         if dtype == "auto":
             dtype = "float32" if device == "cpu" else ("bfloat16" if bf16_supported else "float16")
-        if quantization == "auto":
-            quantization = "4bit" if device == "cuda" else "none"
-        return cls(checkpoint, device, dtype, quantization, double_quant)
+        if decoder == "auto":
+            decoder = "static" if device == "cuda" and quantization in ("none", "int4") else "generate"
+        if decoder == "static" and quantization not in ("none", "int4"):
+            raise ModelLoadError(
+                f"ASSISTANT_MODEL__DECODER=static works with ASSISTANT_MODEL__QUANTIZATION=int4 or none, not "
+                f"{quantization} (bitsandbytes layers are decoded by generate).")
+        return cls(checkpoint, device, dtype, quantization, double_quant, decoder)
 
 
 class _OutOfMemory(Exception):
@@ -57,52 +86,86 @@ class _OutOfMemory(Exception):
         self.after_tokens = after_tokens
 
 
+ANSWER_TOKENS = 4096  # the longest answer the UI offers; the static cache holds context + this
+
+
 class TransformersVisionModel:
-    def __init__(self, model, processor, *, name: str, max_pixels: int, max_context_tokens: int = 16384):
+    def __init__(self, model, processor, *, name: str, max_pixels: int, max_context_tokens: int = 16384,
+                 decoder: StaticDecoder | None = None):
         self.model = model
         self.processor = processor
         self.name = name
         self.max_pixels = max_pixels
         self.max_context_tokens = max_context_tokens
+        self.decoder = decoder
         self._lock = threading.Lock()  # one generation at a time per loaded model
 
     @classmethod
-    def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int, max_context_tokens: int = 16384
+    def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int, max_context_tokens: int = 16384,
+                        answer_tokens: int = ANSWER_TOKENS, warm_up: bool | None = None
                         ) -> TransformersVisionModel:
-        """Load the checkpoint per ``plan``; every failure becomes one ``ModelLoadError``."""
+        """Load the checkpoint per ``plan``; every failure becomes one ``ModelLoadError``. With the static
+        decoder, compilation, graph recording and one small answer happen here (``warm_up``, default on
+        CUDA), so the first user does not wait for them."""
         _check_local_folder(plan.checkpoint)
         try:
-            import torch
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
             processor = AutoProcessor.from_pretrained(plan.checkpoint)
             model = AutoModelForImageTextToText.from_pretrained(plan.checkpoint, **_load_kwargs(plan))
-            if plan.quantization == "none":
-                model = model.to(plan.device)
+            decoder = _place(model, plan, cache_tokens=max_context_tokens + answer_tokens)
         except Exception as exc:
             raise load_error(plan, exc) from exc
-        log.info("loaded %s on %s (%s, %s)", plan.checkpoint, plan.device, plan.dtype, plan.quantization)
-        return cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels,
-                   max_context_tokens=max_context_tokens)
+        log.info("loaded %s on %s (%s, %s, %s decoder)", plan.checkpoint, plan.device, plan.dtype,
+                 plan.quantization, "static" if decoder else "generate")
+        loaded = cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels,
+                     max_context_tokens=max_context_tokens, decoder=decoder)
+        if warm_up if warm_up is not None else plan.device == "cuda":
+            loaded.warm_up()
+        return loaded
+
+    def warm_up(self) -> None:
+        """Compile and record the decoder, then answer one tiny question with an image, so that lazy
+        initialisation (kernels, cuDNN, the processor) is paid now."""
+        from PIL import Image
+
+        if self.decoder is not None:
+            self.decoder.warm_up()
+        picture = Image.new("RGB", (64, 64), "gray")
+        messages = [{"role": "user", "content": [{"type": "image", "image": picture},
+                                                 {"type": "text", "text": "Warm-up."}]}]
+        inputs = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+        for _ in self._generate_stream(inputs.to(self.model.device), GenerationParams(2, 0.0)):
+            pass
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
-        inputs = self._fit_context(turns, self.max_pixels)  # bad images and overlong input fail here
+        import torch
+
+        try:
+            inputs = self._fit_context(turns, self.max_pixels)  # bad images and overlong input fail here
+        except torch.OutOfMemoryError:  # the images did not even fit on the device
+            self._free_memory()
+            inputs = None
         return self._guarded(turns, inputs, params)
 
     def _guarded(self, turns: Sequence[ChatTurn], inputs, params: GenerationParams) -> Iterator[str]:
         """Out of memory before the first token: free memory and try once more with images at a quarter
         of the pixels. After that, or after tokens were shown, say so plainly; the next request works."""
-        try:
-            yield from self._generate_stream(inputs, params)
-            return
-        except _OutOfMemory as oom:
-            self._free_memory()
-            if oom.after_tokens:
-                raise GenerationError(OOM_MESSAGE) from None
+        import torch
+
+        if inputs is not None:
+            try:
+                yield from self._generate_stream(inputs, params)
+                return
+            except _OutOfMemory as oom:
+                self._free_memory()
+                if oom.after_tokens:
+                    raise GenerationError(OOM_MESSAGE) from None
         log.warning("out of memory; retrying with images at a quarter of the pixels")
         try:
             yield from self._generate_stream(self._fit_context(turns, self.max_pixels // 4), params)
-        except _OutOfMemory:
+        except (_OutOfMemory, torch.OutOfMemoryError):
             self._free_memory()
             raise GenerationError(OOM_MESSAGE + " A retry at a lower image resolution ran out of memory too.") from None
 
@@ -164,6 +227,12 @@ class TransformersVisionModel:
                 if text:
                     out.put(text)
 
+        if self.decoder is not None:
+            work = functools.partial(self._decode, inputs, params, stop,
+                                     _Streamer(self.processor.tokenizer, skip_special_tokens=True))
+            yield from self._stream_from(work, out, stop)
+            return
+
         class _StopOnEvent(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 import torch
@@ -175,7 +244,10 @@ class TransformersVisionModel:
                       streamer=_Streamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True),
                       stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
                       **_sampling(params), pad_token_id=self._pad_token_id())
-        worker = threading.Thread(target=self._run, args=(kwargs, out), name="generate", daemon=True)
+        yield from self._stream_from(functools.partial(self.model.generate, **kwargs), out, stop)
+
+    def _stream_from(self, work, out: queue.Queue, stop: threading.Event) -> Iterator[str]:
+        worker = threading.Thread(target=self._run, args=(work, out), name="generate", daemon=True)
         with self._lock:
             worker.start()
             try:
@@ -184,12 +256,28 @@ class TransformersVisionModel:
                 stop.set()  # reached on normal end, on error, and when the consumer closes the stream
                 worker.join()
 
-    def _run(self, kwargs: dict, out: queue.Queue) -> None:
+    def _decode(self, inputs, params: GenerationParams, stop: threading.Event, streamer) -> None:
+        import torch
+
+        from assistant.models.static_decode import sampling_for
+
+        sampling = sampling_for(self.model.generation_config, params.temperature)
+        for token in self.decoder.tokens(inputs, sampling, params.max_new_tokens, self._eos_ids(), stop):
+            streamer.put(torch.tensor([token]))
+        streamer.end()
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.processor.tokenizer.eos_token_id
+        return set(eos) if isinstance(eos, (list, tuple)) else {eos} if eos is not None else set()
+
+    def _run(self, work, out: queue.Queue) -> None:
         import torch
 
         try:
             with torch.inference_mode():
-                self.model.generate(**kwargs)
+                work()
         except BaseException as exc:  # handed to the consumer, which raises it in its own thread
             out.put(exc)
         finally:
@@ -223,8 +311,8 @@ def _load_kwargs(plan: LoadPlan) -> dict:
     import torch
 
     dtype = getattr(torch, plan.dtype)
-    if plan.quantization == "none":
-        return {"dtype": dtype}
+    if plan.quantization in ("none", "int4"):
+        return {"dtype": dtype}  # loaded on the CPU, then placed (and quantised) layer by layer
     from transformers import BitsAndBytesConfig
 
     if plan.quantization == "4bit":
@@ -234,6 +322,29 @@ def _load_kwargs(plan: LoadPlan) -> dict:
         quant = BitsAndBytesConfig(load_in_8bit=True)
     device_map = {"": 0} if plan.device == "cuda" else {"": "cpu"}
     return {"dtype": dtype, "quantization_config": quant, "device_map": device_map}
+
+
+def _place(model, plan: LoadPlan, *, cache_tokens: int) -> StaticDecoder | None:
+    """Move a model loaded on the CPU to ``plan.device``, quantising to int4 on the way if planned; build
+    the static decoder where the plan and the model family allow it."""
+    import torch
+
+    from assistant.models.int4 import quantize_linears
+    from assistant.models.static_decode import StaticDecoder, unsupported_reason
+
+    if plan.quantization not in ("none", "int4"):
+        return None  # bitsandbytes placed it already
+    dtype = getattr(torch, plan.dtype)
+    if plan.decoder == "static":
+        reason = unsupported_reason(model)
+        if reason is None:
+            return StaticDecoder(model, device=plan.device, dtype=dtype, quantize=plan.quantization == "int4",
+                                 cache_tokens=cache_tokens)
+        log.info("answering through generate: %s", reason)
+    if plan.quantization == "int4":
+        quantize_linears(model.get_decoder(), device=plan.device)
+    model.to(plan.device)
+    return None
 
 
 def _check_local_folder(checkpoint: str) -> None:

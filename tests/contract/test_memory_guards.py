@@ -11,10 +11,38 @@ from assistant.types import ChatTurn, GenerationParams
 PARAMS = GenerationParams(max_new_tokens=6, temperature=0)
 
 
-@pytest.fixture
-def model(tiny_models):
-    return TransformersVisionModel.from_pretrained(LoadPlan.resolve(str(tiny_models["qwen2_5_vl"]), device="cpu"),
-                                                   max_pixels=224 * 224, max_context_tokens=120)
+@pytest.fixture(params=["generate", "static"])
+def model(tiny_models, request):
+    plan = LoadPlan.resolve(str(tiny_models["qwen2_5_vl"]), device="cpu", decoder=request.param)
+    return TransformersVisionModel.from_pretrained(plan, max_pixels=224 * 224, max_context_tokens=120,
+                                                   answer_tokens=32)
+
+
+def _fail_first(model, monkeypatch, failures: int) -> list[int]:
+    """Make the first ``failures`` answers raise torch's OutOfMemoryError where the GPU would (generate, or
+    the static decoder's prefill); returns the prompt sizes seen (image patches / prompt tokens)."""
+    seen: list[int] = []
+    if model.decoder is None:
+        real = model.model.generate
+
+        def generate(**kwargs):
+            seen.append(int(kwargs["pixel_values"].shape[0]))
+            if len(seen) <= failures:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real(**kwargs)
+
+        monkeypatch.setattr(model.model, "generate", generate)
+    else:
+        real = model.decoder.prefill
+
+        def prefill(embeds, positions, input_ids):
+            seen.append(int(embeds.shape[1]))
+            if len(seen) <= failures:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real(embeds, positions, input_ids)
+
+        monkeypatch.setattr(model.decoder, "prefill", prefill)
+    return seen
 
 
 def test_oldest_history_goes_first_to_fit_the_context(model, red_png):
@@ -33,15 +61,7 @@ def test_a_question_too_long_alone_is_refused(model):
 
 
 def test_out_of_memory_retries_once_at_lower_resolution(model, red_png, monkeypatch):
-    real_generate, seen = model.model.generate, []
-
-    def generate(**kwargs):
-        seen.append(int(kwargs["pixel_values"].shape[0]))
-        if len(seen) == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_generate(**kwargs)
-
-    monkeypatch.setattr(model.model, "generate", generate)
+    seen = _fail_first(model, monkeypatch, 1)
     big = red_png.with_name("big.png")
     from PIL import Image
 
@@ -51,15 +71,7 @@ def test_out_of_memory_retries_once_at_lower_resolution(model, red_png, monkeypa
 
 
 def test_out_of_memory_twice_is_told_plainly_and_the_next_request_works(model, red_png, monkeypatch):
-    real_generate, calls = model.model.generate, []
-
-    def generate(**kwargs):
-        calls.append(1)
-        if len(calls) <= 2:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_generate(**kwargs)
-
-    monkeypatch.setattr(model.model, "generate", generate)
+    seen = _fail_first(model, monkeypatch, 2)
     with pytest.raises(GenerationError, match="ran out of memory.*lower image resolution"):
         list(model.stream([ChatTurn("user", "what?", (red_png,))], PARAMS))
-    assert "".join(model.stream([ChatTurn("user", "again?", (red_png,))], PARAMS))
+    assert "".join(model.stream([ChatTurn("user", "again?", (red_png,))], PARAMS)) and len(seen) == 3

@@ -36,13 +36,30 @@ def test_cuda_requested_without_cuda():
 
 
 @pytest.mark.parametrize(
-    ("cuda", "bf16", "expected"),
-    [(True, True, ("cuda", "bfloat16", "4bit")), (True, False, ("cuda", "float16", "4bit")),
-     (False, False, ("cpu", "float32", "none"))],
+    ("cuda", "bf16", "int4", "expected"),
+    [(True, True, True, ("cuda", "bfloat16", "int4", "static")),  # Ampere or newer
+     (True, False, False, ("cuda", "float16", "4bit", "generate")),  # e.g. a T4: bitsandbytes NF4
+     (False, False, True, ("cpu", "float32", "none", "generate"))],
 )
-def test_auto_plan(cuda, bf16, expected):
-    plan = LoadPlan.resolve("m", cuda_available=cuda, bf16_supported=bf16)
-    assert (plan.device, plan.dtype, plan.quantization) == expected and plan.double_quant is False
+def test_auto_plan(cuda, bf16, int4, expected):
+    plan = LoadPlan.resolve("m", cuda_available=cuda, bf16_supported=bf16, int4_supported=int4)
+    assert (plan.device, plan.dtype, plan.quantization, plan.decoder) == expected and plan.double_quant is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"quantization": "int4", "int4_supported": False}, "compute capability 8.0"),
+     ({"quantization": "int4", "dtype": "float16"}, "ASSISTANT_MODEL__DTYPE=bfloat16"),
+     ({"quantization": "4bit", "decoder": "static"}, "ASSISTANT_MODEL__DECODER=static")],
+)
+def test_impossible_plans_are_refused_naming_the_setting(kwargs, message):
+    with pytest.raises(ModelLoadError, match=message):
+        LoadPlan.resolve("m", cuda_available=True, **{"int4_supported": True, **kwargs})
+
+
+def test_int4_on_the_cpu_computes_in_bfloat16():
+    plan = LoadPlan.resolve("m", device="cpu", quantization="int4", cuda_available=False)
+    assert (plan.dtype, plan.decoder) == ("bfloat16", "generate")
 
 
 def test_unreadable_image_is_refused_before_generation(tiny_models, tmp_path):
