@@ -137,7 +137,38 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: int) -> dict:
+def profile_decode(decoder, inputs, path: Path, steps: int = 16) -> None:
+    """Kernel-level profile of ``steps`` decode steps (CUDA graph replays), top kernels by GPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from assistant.models.static_decode import Sampling
+
+    stream = decoder.tokens(inputs, Sampling(), steps + 4, set(), threading.Event(), min_new_tokens=steps + 4)
+    next(stream)  # prompt and first token outside the profile
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            next(stream)
+    from torch.autograd import DeviceType
+
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    launches = len(kernels) / steps
+    gpu_us = sum(e.time_range.elapsed_us() for e in kernels) / steps
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        by_name.setdefault(e.name[:100], []).append(e.time_range.elapsed_us())
+    top = sorted(by_name.items(), key=lambda item: -sum(item[1]))[:30]
+    text = (f"{steps} decode steps: {launches:.0f} kernels and {gpu_us:.0f} us of kernel time per step\n"
+            "us/step | kernels/step | mean us | kernel\n"
+            + "\n".join(f"{sum(t) / steps:8.1f} | {len(t) / steps:6.1f} | {sum(t) / len(t):6.2f} | {name}"
+                        for name, t in top))
+    path.write_text(text)
+    print(text[:6000], flush=True)
+    for _ in stream:
+        pass
+
+
+def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: int,
+            profile_to: Path | None = None) -> dict:
     """``variant`` = decoder:quantization, e.g. ``generate:4bit`` (plain generate, bitsandbytes NF4) or
     ``static:int4`` (the product's default on this GPU, checked against ``LoadPlan.resolve``'s choice)."""
     import torch
@@ -200,6 +231,11 @@ def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: i
                 ttfts.append(answer(1)[0])
             decode = answer(new_tokens)[1]
             cache_bytes = d.cache_bytes
+            if profile_to is not None and cuda:
+                try:
+                    profile_decode(d, model._inputs(turns, model.max_pixels), profile_to)
+                except Exception as exc:  # noqa: BLE001  the profile is extra; keep the row
+                    print("profile failed:", repr(exc)[:300], flush=True)
         else:
             def generate(inputs, n: int):
                 return model.model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
@@ -230,7 +266,11 @@ def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: i
     limit = bandwidth / weights if bandwidth == bandwidth else float("nan")
     peak = torch.cuda.max_memory_allocated() if cuda else float("nan")
     stored = model_bytes(model.model)
-    row = {"variant": variant + (" (default)" if default else ""), "mode": getattr(model.decoder, "mode", "generate"),
+    mode = getattr(model.decoder, "mode", "generate")
+    if model.decoder is not None and model.decoder.kernels:
+        mode += "; " + ", ".join(f"{k} {v}" for k, v in model.decoder.kernels.items())
+    row = {"variant": variant + (" (default)" if default else ""), "mode": mode,
+           "kernel_timings_us": getattr(model.decoder, "timings", {}),
            "load_s": load_s, "warmup_s": warmup_s, "weights_gb": stored / 1e9, "decode_read_gb": weights / 1e9,
            "kv_gb": cache_bytes / 1e9, "prompt_tokens": prompt_tokens,
            "preprocess_ms": _median([s[0] for s in splits]) * 1e3, "vision_ms": _median([s[1] for s in splits]) * 1e3,
@@ -268,12 +308,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=["3b", "7b", "tiny"], default=["3b", "7b"])
     parser.add_argument("--variants", nargs="+",
-                        default=["static:int4", "generate:none", "generate:4bit", "static:none"])
+                        default=["static:int4", "generate:4bit", "generate:none", "static:none"])
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5, help="time-to-first-token runs (median reported)")
     parser.add_argument("--budget-s", type=float, default=float("inf"),
                         help="start no new variant after this many seconds (partial results are kept)")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="kernel profile of the default's decode steps")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.json"))
     args = parser.parse_args()
     import torch
@@ -295,7 +336,9 @@ def main() -> int:
                     continue
                 try:
                     path = path or build(shape, Path(tmp))
-                    row = {"shape": shape, **measure(path, variant, args.new_tokens, bandwidth, args.runs)}
+                    profile_to = (args.out.parent / f"profile_{shape}.txt"
+                                  if args.profile and variant == args.variants[0] else None)
+                    row = {"shape": shape, **measure(path, variant, args.new_tokens, bandwidth, args.runs, profile_to)}
                 except Exception as exc:  # noqa: BLE001  one failed variant must not lose the others
                     row = {"shape": shape, "variant": variant, "error": repr(exc)[:300]}
                 rows.append(row)
@@ -321,7 +364,7 @@ def _ratios(rows: list[dict]) -> None:
 
 
 def _fmt(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else "" if isinstance(value, list) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else "" if isinstance(value, (list, dict)) else str(value)
 
 
 if __name__ == "__main__":

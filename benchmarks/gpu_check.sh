@@ -17,5 +17,5 @@ print("torch", torch.__version__, "transformers", transformers.__version__, "bit
 PY
 timeout "${TESTS_S:-200}" python3 -m pytest -q -p no:cacheprovider -o addopts= -m gpu tests/gpu 2>&1 \
   | grep -v "Loading weights\|Writing model" | tail -60 | tee "$out/gpu_tests.txt"
-timeout "${BENCH_S:-330}" python3 benchmarks/gpu.py --shapes ${SHAPES:-3b 7b} --skip-tests --budget-s "${BUDGET_S:-240}" \
+timeout "${BENCH_S:-330}" python3 benchmarks/gpu.py --shapes ${SHAPES:-3b 7b} --skip-tests --profile --budget-s "${BUDGET_S:-240}" \
   --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.txt"

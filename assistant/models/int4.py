@@ -13,6 +13,10 @@ import torch
 from torch import nn
 
 GROUP_SIZES = (128, 64, 32)
+# The int4 kernel is built for a few rows: each 16 rows re-read and re-expand the weights. Above this many
+# rows (a prompt) the layer is expanded once to bf16 and multiplied densely (measured on an H200: a
+# 1062-token prefill of the 3B shape took 216 ms through the kernel; benchmarks/results/gpu_h200.json).
+DENSE_ABOVE_ROWS = 32
 
 
 def cuda_supported(device: int | None = None) -> bool:
@@ -66,10 +70,18 @@ def pack(codes: torch.Tensor) -> torch.Tensor:
 
 
 def int4_matmul(x: torch.Tensor, packed: torch.Tensor, scales_and_zeros: torch.Tensor, group_size: int,
-                bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ W.T (+ bias)`` for ``x`` [..., in] in bf16."""
+                bias: torch.Tensor | None = None, layout: str = "tinygemm") -> torch.Tensor:
+    """``x @ W.T (+ bias)`` for ``x`` [..., in] in bf16. ``layout``: "tinygemm" (PyTorch's kernel; on the
+    CPU its CPU layout) or "rows" (row-major nibbles for the Triton kernel of ``assistant.models.kernels``)."""
     flat = x.reshape(-1, x.shape[-1])
-    if flat.is_cuda:
+    if flat.is_cuda and (flat.shape[0] > DENSE_ABOVE_ROWS or layout == "rows" and flat.shape[0] > 1):
+        weight = _dense(packed, scales_and_zeros, group_size, x.dtype, layout)  # a prompt: expand once
+        y = torch.nn.functional.linear(flat, weight)
+    elif layout == "rows":
+        from assistant.models import kernels
+
+        y = kernels.int4_gemv(flat, packed, scales_and_zeros, group_size)
+    elif flat.is_cuda:
         y = torch.ops.aten._weight_int4pack_mm(flat, packed, group_size, scales_and_zeros)
     else:
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, packed, group_size, scales_and_zeros)
@@ -82,9 +94,10 @@ class Int4Linear(nn.Module):
     them) and an optional bf16 bias."""
 
     def __init__(self, packed: torch.Tensor, scales_and_zeros: torch.Tensor, bias: torch.Tensor | None,
-                 in_features: int, out_features: int, group_size: int):
+                 in_features: int, out_features: int, group_size: int, layout: str = "tinygemm"):
         super().__init__()
         self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        self.layout = layout
         self.register_buffer("packed", packed)
         self.register_buffer("scales_and_zeros", scales_and_zeros)
         self.register_buffer("bias", bias)
@@ -116,10 +129,27 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return int4_matmul(x.to(torch.bfloat16), self.packed, self.scales_and_zeros, self.group_size,
-                           self.bias)
+                           self.bias, self.layout)
+
+    def codes(self) -> torch.Tensor:
+        """The 4-bit codes [out, in] (CUDA layouts only)."""
+        from assistant.models import kernels
+
+        return kernels.unpack_rows(self.packed) if self.layout == "rows" else unpack_cuda_layout(self.packed)
+
+    def use_layout(self, layout: str) -> None:
+        """Re-store the same codes in ``layout`` (CUDA): "rows" or "tinygemm"."""
+        from assistant.models import kernels
+
+        if layout == self.layout:
+            return
+        codes = self.codes()
+        self.packed = kernels.pack_rows(codes) if layout == "rows" else pack(codes)
+        self.layout = layout
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}, "
+                f"layout={self.layout}")
 
 
 def quantize_linears(root: nn.Module, *, device, group_size: int = 128) -> int:
@@ -136,3 +166,72 @@ def quantize_linears(root: nn.Module, *, device, group_size: int = 128) -> int:
                 count += 1
     root.to(device)
     return count
+
+
+def _nibbles(packed: torch.Tensor) -> torch.Tensor:
+    """The 8 four-bit fields of each int32, lowest first: [..., 8]."""
+    shifts = torch.arange(0, 32, 4, device=packed.device, dtype=torch.int32)
+    return (packed.unsqueeze(-1) >> shifts) & 0xF
+
+
+def unpack_cuda_layout(packed: torch.Tensor) -> torch.Tensor:
+    """Codes [out, in] back from the CUDA kernel's layout (``_convert_weight_to_int4pack``: int32
+    [out/8, in/(tiles*16), 32, tiles/2]). In that layout lane ``t`` of an 8-row n-tile holds row ``t // 4``;
+    its int32 number ``i2`` holds, from the lowest nibble up, the high then the low nibbles of the bytes at
+    ``t % 4 + (0, 4, 8, 12)`` of k-tile pair ``i2``: a fixed permutation, undone here by a reshape."""
+    n_tiles, k_outer, _, half_tiles = packed.shape
+    fields = _nibbles(packed).view(n_tiles, k_outer, 8, 4, half_tiles, 2, 2, 2)  # row%8, t%4, i2, hl, ib, ia
+    codes = fields.permute(0, 2, 1, 4, 6, 7, 3, 5)  # rows; k: outer, i2, ib, ia, t%4, hl
+    return codes.reshape(n_tiles * 8, k_outer * half_tiles * 32)
+
+
+def pack_cuda_layout_reference(codes: torch.Tensor, inner_k_tiles: int) -> torch.Tensor:
+    """The CUDA kernel's packing, written out in Python from its source (for tests of the unpacking on
+    machines without CUDA; on CUDA the kernel itself is compared)."""
+    out_features, in_features = codes.shape
+    nibbles = (codes[:, ::2] << 4 | codes[:, 1::2]).to(torch.int64)  # bytes [n, k/2], even column high
+    k_outer = in_features // (inner_k_tiles * 16)
+    out = torch.zeros(out_features // 8, k_outer, 32, inner_k_tiles // 2, dtype=torch.int64)
+    for t in range(32):
+        rows = torch.arange(out_features // 8) * 8 + t // 4
+        for i2 in range(inner_k_tiles // 2):
+            base = (torch.arange(k_outer) * inner_k_tiles + 2 * i2) * 8
+            v = [nibbles[rows][:, base + t % 4 + offset] for offset in (0, 4, 8, 12)]
+            out[:, :, t, i2] = ((v[3] & 0xF) << 28 | (v[2] & 0xF) << 24 | (v[1] & 0xF) << 20 | (v[0] & 0xF) << 16
+                                | (v[3] & 0xF0) << 8 | (v[2] & 0xF0) << 4 | (v[1] & 0xF0) | (v[0] & 0xF0) >> 4)
+    return ((out + 2**31) % 2**32 - 2**31).to(torch.int32)
+
+
+def dequantize_packed(packed: torch.Tensor, scales_and_zeros: torch.Tensor, group_size: int,
+                      dtype: torch.dtype = torch.bfloat16, layout: str = "tinygemm") -> torch.Tensor:
+    """Dense weights [out, in] from a CUDA layout, for many-row inputs (prompt prefill), where a
+    dense matmul beats the int4 kernel, which is built for a few rows."""
+    if layout == "rows":
+        codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1).to(torch.int32)
+    else:
+        codes = unpack_cuda_layout(packed)
+    out_features, in_features = codes.shape
+    scale = scales_and_zeros[..., 0].t().float().unsqueeze(-1)
+    zero = scales_and_zeros[..., 1].t().float().unsqueeze(-1)
+    groups = codes.view(out_features, in_features // group_size, group_size).float()
+    return ((groups - 8) * scale + zero).view(out_features, in_features).to(dtype)
+
+
+_compiled_dequantize = None
+
+
+def _dense(packed, scales_and_zeros, group_size: int, dtype, layout: str) -> torch.Tensor:
+    """``dequantize_packed``, compiled into one kernel per weight shape when ``torch.compile`` works here."""
+    global _compiled_dequantize
+    if _compiled_dequantize is None:
+        try:
+            _compiled_dequantize = torch.compile(dequantize_packed, fullgraph=True)
+        except Exception:  # noqa: BLE001  no compiler: the eager version is correct, only slower
+            _compiled_dequantize = dequantize_packed
+    try:
+        return _compiled_dequantize(packed, scales_and_zeros, group_size, dtype, layout)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception:  # noqa: BLE001
+        _compiled_dequantize = dequantize_packed
+        return dequantize_packed(packed, scales_and_zeros, group_size, dtype, layout)

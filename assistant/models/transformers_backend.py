@@ -111,8 +111,11 @@ class TransformersVisionModel:
         try:
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
+            from assistant.models.vision_attention import batch_windows
+
             processor = AutoProcessor.from_pretrained(plan.checkpoint)
             model = AutoModelForImageTextToText.from_pretrained(plan.checkpoint, **_load_kwargs(plan))
+            batch_windows(model)
             decoder = _place(model, plan, cache_tokens=max_context_tokens + answer_tokens)
         except Exception as exc:
             raise load_error(plan, exc) from exc

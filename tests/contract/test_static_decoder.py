@@ -205,3 +205,51 @@ def test_only_the_qwen2_vl_family_is_supported(static_fp32):
     assert unsupported_reason(nn.Linear(2, 2)) is not None
     with pytest.raises(ValueError):
         StaticDecoder(nn.Linear(2, 2), device="cpu", dtype=torch.float32, quantize=False, cache_tokens=8)
+
+
+@pytest.mark.parametrize(("out_features", "in_features", "tiles"), [(16, 256, 8), (24, 128, 4), (8, 64, 2)])
+def test_the_cuda_layout_unpacks_to_the_codes(out_features, in_features, tiles):
+    """The dense prefill path reads the CUDA kernel's layout back; checked here against that kernel's
+    packing as written in its source, and on a GPU against the kernel itself (tests/gpu)."""
+    codes = torch.randint(0, 16, (out_features, in_features), dtype=torch.int32)
+    packed = int4.pack_cuda_layout_reference(codes, tiles)
+    assert packed.shape == (out_features // 8, in_features // (tiles * 16), 32, tiles // 2)
+    assert torch.equal(int4.unpack_cuda_layout(packed), codes)
+    _, scales_and_zeros = int4.quantize(torch.randn(out_features, in_features), 32)
+    assert torch.equal(int4.dequantize_packed(packed, scales_and_zeros, 32, torch.float32),
+                       int4.dequantize(codes, scales_and_zeros, 32))
+
+
+def test_windowed_vision_attention_in_one_call_matches_transformers(tiny_models):
+    """Two images: windowed layers and a full-attention layer over two images both go through the
+    padded single call."""
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from assistant.models.vision_attention import batch_windows
+
+    path = tiny_models["qwen2_5_vl"]
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+    config = model.config.vision_config
+    assert config.fullatt_block_indexes and len(config.fullatt_block_indexes) < config.depth
+    images = [Image.effect_noise((300, 200), 64).convert("RGB"), Image.effect_noise((120, 260), 64).convert("RGB")]
+    pixels = AutoProcessor.from_pretrained(path).image_processor(images=images, return_tensors="pt")
+    with torch.no_grad():
+        want = model.model.visual(pixels["pixel_values"], grid_thw=pixels["image_grid_thw"]).pooler_output
+        assert batch_windows(model) == config.depth
+        got = model.model.visual(pixels["pixel_values"], grid_thw=pixels["image_grid_thw"]).pooler_output
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_triton_kernels_match_the_reference_paths():
+    """The decode kernels run through Triton's interpreter on the CPU (a fresh process: the interpreter is
+    chosen when the kernels are defined)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    done = subprocess.run([sys.executable, "-m", "tests.helpers.triton_check"], capture_output=True, text=True,
+                          env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert done.stdout.count(" ok") == 6

@@ -124,3 +124,45 @@ def test_real_out_of_memory_is_recovered_from_repeatedly(tiny_models, tmp_path):
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     print("out-of-memory outcomes:", outcomes)
+
+
+@pytest.mark.parametrize(("out_features", "in_features"), [(2560, 2048), (2048, 11008), (64, 96)])
+def test_the_cuda_kernels_layout_unpacks_to_the_codes(out_features, in_features):
+    codes = torch.randint(0, 16, (out_features, in_features), dtype=torch.int32, device="cuda")
+    assert torch.equal(int4.unpack_cuda_layout(int4.pack(codes)), codes)
+
+
+def test_prompt_rows_take_the_dense_path_with_the_same_result():
+    torch.manual_seed(0)
+    linear = int4.Int4Linear.from_weight(torch.randn(2560, 2048, device="cuda") * 0.02, None, device="cuda")
+    x = torch.randn(int4.DENSE_ABOVE_ROWS + 100, 2048, device="cuda", dtype=torch.bfloat16)
+    dense = linear(x).float()  # dequantised once, dense matmul
+    rows = torch.cat([linear(x[i:i + 16]) for i in range(0, x.shape[0], 16)]).float()  # the int4 kernel
+    assert (dense - rows).abs().max() < 0.01 * rows.abs().max()
+
+
+def test_triton_decode_kernels_in_bfloat16_on_cuda():
+    """The Triton GEMV and decode attention on the real 3B shapes, against PyTorch's int4 kernel and the
+    reference attention (the decoder checks the same when it loads, and falls back if they disagree)."""
+    from assistant.models import kernels
+    from assistant.models.static_decode import _decode_attention
+
+    torch.manual_seed(0)
+    for out_features, in_features in [(2560, 2048), (22016, 2048), (2048, 11008)]:
+        linear = int4.Int4Linear.from_weight(torch.randn(out_features, in_features, device="cuda") * 0.02, None,
+                                             device="cuda")
+        x = torch.randn(1, in_features, device="cuda", dtype=torch.bfloat16)
+        want = linear(x).float()
+        linear.use_layout("rows")
+        assert linear.layout == "rows" and linear.packed.dtype == torch.uint8
+        got = linear(x).float()
+        assert (got - want).abs().max() < 0.01 * want.abs().max()
+        assert (linear(x.expand(40, -1).contiguous()).float()[-1] - want[0]).abs().max() < 0.01 * want.abs().max()
+    cache = torch.randn(1, 2, 5000, 128, device="cuda", dtype=torch.bfloat16)
+    values = torch.randn_like(cache)
+    q = torch.randn(1, 16, 1, 128, device="cuda", dtype=torch.bfloat16)
+    for bucket, slot in [(512, 0), (2048, 1317), (4999, 4998)]:
+        index = torch.tensor([slot], device="cuda")
+        want = _decode_attention(q, cache[:, :, :bucket], values[:, :, :bucket], index, 128 ** -0.5).float()
+        got = kernels.decode_attention(q, cache[:, :, :bucket], values[:, :, :bucket], index, 128 ** -0.5).float()
+        assert (got - want).abs().max() < 0.02 * want.abs().max()
