@@ -266,11 +266,7 @@ def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: i
     limit = bandwidth / weights if bandwidth == bandwidth else float("nan")
     peak = torch.cuda.max_memory_allocated() if cuda else float("nan")
     stored = model_bytes(model.model)
-    mode = getattr(model.decoder, "mode", "generate")
-    if model.decoder is not None and model.decoder.kernels:
-        mode += "; " + ", ".join(f"{k} {v}" for k, v in model.decoder.kernels.items())
-    row = {"variant": variant + (" (default)" if default else ""), "mode": mode,
-           "kernel_timings_us": getattr(model.decoder, "timings", {}),
+    row = {"variant": variant + (" (default)" if default else ""), "mode": getattr(model.decoder, "mode", "generate"),
            "load_s": load_s, "warmup_s": warmup_s, "weights_gb": stored / 1e9, "decode_read_gb": weights / 1e9,
            "kv_gb": cache_bytes / 1e9, "prompt_tokens": prompt_tokens,
            "preprocess_ms": _median([s[0] for s in splits]) * 1e3, "vision_ms": _median([s[1] for s in splits]) * 1e3,

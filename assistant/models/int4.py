@@ -70,17 +70,11 @@ def pack(codes: torch.Tensor) -> torch.Tensor:
 
 
 def int4_matmul(x: torch.Tensor, packed: torch.Tensor, scales_and_zeros: torch.Tensor, group_size: int,
-                bias: torch.Tensor | None = None, layout: str = "tinygemm") -> torch.Tensor:
-    """``x @ W.T (+ bias)`` for ``x`` [..., in] in bf16. ``layout``: "tinygemm" (PyTorch's kernel; on the
-    CPU its CPU layout) or "rows" (row-major nibbles for the Triton kernel of ``assistant.models.kernels``)."""
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ W.T (+ bias)`` for ``x`` [..., in] in bf16."""
     flat = x.reshape(-1, x.shape[-1])
-    if flat.is_cuda and (flat.shape[0] > DENSE_ABOVE_ROWS or layout == "rows" and flat.shape[0] > 1):
-        weight = _dense(packed, scales_and_zeros, group_size, x.dtype, layout)  # a prompt: expand once
-        y = torch.nn.functional.linear(flat, weight)
-    elif layout == "rows":
-        from assistant.models import kernels
-
-        y = kernels.int4_gemv(flat, packed, scales_and_zeros, group_size)
+    if flat.is_cuda and flat.shape[0] > DENSE_ABOVE_ROWS:  # a prompt: expand the weights once, dense matmul
+        y = torch.nn.functional.linear(flat, _dense(packed, scales_and_zeros, group_size, x.dtype))
     elif flat.is_cuda:
         y = torch.ops.aten._weight_int4pack_mm(flat, packed, group_size, scales_and_zeros)
     else:
@@ -94,10 +88,9 @@ class Int4Linear(nn.Module):
     them) and an optional bf16 bias."""
 
     def __init__(self, packed: torch.Tensor, scales_and_zeros: torch.Tensor, bias: torch.Tensor | None,
-                 in_features: int, out_features: int, group_size: int, layout: str = "tinygemm"):
+                 in_features: int, out_features: int, group_size: int):
         super().__init__()
         self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
-        self.layout = layout
         self.register_buffer("packed", packed)
         self.register_buffer("scales_and_zeros", scales_and_zeros)
         self.register_buffer("bias", bias)
@@ -129,27 +122,10 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return int4_matmul(x.to(torch.bfloat16), self.packed, self.scales_and_zeros, self.group_size,
-                           self.bias, self.layout)
-
-    def codes(self) -> torch.Tensor:
-        """The 4-bit codes [out, in] (CUDA layouts only)."""
-        from assistant.models import kernels
-
-        return kernels.unpack_rows(self.packed) if self.layout == "rows" else unpack_cuda_layout(self.packed)
-
-    def use_layout(self, layout: str) -> None:
-        """Re-store the same codes in ``layout`` (CUDA): "rows" or "tinygemm"."""
-        from assistant.models import kernels
-
-        if layout == self.layout:
-            return
-        codes = self.codes()
-        self.packed = kernels.pack_rows(codes) if layout == "rows" else pack(codes)
-        self.layout = layout
+                           self.bias)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}, "
-                f"layout={self.layout}")
+        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
 
 
 def quantize_linears(root: nn.Module, *, device, group_size: int = 128) -> int:
@@ -203,13 +179,10 @@ def pack_cuda_layout_reference(codes: torch.Tensor, inner_k_tiles: int) -> torch
 
 
 def dequantize_packed(packed: torch.Tensor, scales_and_zeros: torch.Tensor, group_size: int,
-                      dtype: torch.dtype = torch.bfloat16, layout: str = "tinygemm") -> torch.Tensor:
-    """Dense weights [out, in] from a CUDA layout, for many-row inputs (prompt prefill), where a
+                      dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Dense weights [out, in] from the CUDA layout, for many-row inputs (prompt prefill), where a
     dense matmul beats the int4 kernel, which is built for a few rows."""
-    if layout == "rows":
-        codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1).to(torch.int32)
-    else:
-        codes = unpack_cuda_layout(packed)
+    codes = unpack_cuda_layout(packed)
     out_features, in_features = codes.shape
     scale = scales_and_zeros[..., 0].t().float().unsqueeze(-1)
     zero = scales_and_zeros[..., 1].t().float().unsqueeze(-1)
@@ -220,7 +193,7 @@ def dequantize_packed(packed: torch.Tensor, scales_and_zeros: torch.Tensor, grou
 _compiled_dequantize = None
 
 
-def _dense(packed, scales_and_zeros, group_size: int, dtype, layout: str) -> torch.Tensor:
+def _dense(packed, scales_and_zeros, group_size: int, dtype) -> torch.Tensor:
     """``dequantize_packed``, compiled into one kernel per weight shape when ``torch.compile`` works here."""
     global _compiled_dequantize
     if _compiled_dequantize is None:
@@ -229,9 +202,9 @@ def _dense(packed, scales_and_zeros, group_size: int, dtype, layout: str) -> tor
         except Exception:  # noqa: BLE001  no compiler: the eager version is correct, only slower
             _compiled_dequantize = dequantize_packed
     try:
-        return _compiled_dequantize(packed, scales_and_zeros, group_size, dtype, layout)
+        return _compiled_dequantize(packed, scales_and_zeros, group_size, dtype)
     except torch.OutOfMemoryError:
         raise
     except Exception:  # noqa: BLE001
         _compiled_dequantize = dequantize_packed
-        return dequantize_packed(packed, scales_and_zeros, group_size, dtype, layout)
+        return dequantize_packed(packed, scales_and_zeros, group_size, dtype)

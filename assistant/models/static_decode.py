@@ -13,8 +13,14 @@ decode attention is compiled once for all buckets. Everything is built and recor
 The vision tower, the merging of image features into the prompt and the 3-D (M-RoPE) positions stay the
 model's own: the model's forward is run up to the point where it would call its language model, which
 hands over the prompt embeddings and positions. The prompt is then prefilled by the same per-layer
-functions, uncompiled. Sampling follows the checkpoint's generation config (repetition penalty, top-k,
-top-p) with the request's temperature, as ``generate`` would.
+functions, uncompiled (int4 layers expanded to bf16 for a dense matmul, ``int4.DENSE_ABOVE_ROWS``).
+Sampling follows the checkpoint's generation config (repetition penalty, top-k, top-p) with the request's
+temperature, as ``generate`` would.
+
+Measured on an H200, random weights of the Qwen2.5-VL-3B shape (benchmarks/results/gpu_h200.md): 411
+tokens/s decode (plain ``generate``: 7.7 NF4, 24 bf16 in the same run), 20% of the copy-bandwidth limit
+for the bytes a token reads; half of each step is PyTorch's int4 kernel running at ~1.3 TB/s, a quarter
+the attention (profile_3b_h200.txt). Time to first token 226 ms median for a 1024x1024 image.
 """
 
 from __future__ import annotations
@@ -59,11 +65,10 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
     return weight * h.to(x.dtype)
 
 
-def _linear(x: torch.Tensor, w: tuple, spec: tuple) -> torch.Tensor:
-    """int4: ``w`` = (packed, scales_and_zeros, bias), ``spec`` = (group size, layout); dense:
-    ``w`` = (weight, None, bias), ``spec`` = ()."""
-    if spec:
-        return int4_matmul(x, w[0], w[1], spec[0], w[2], spec[1])
+def _linear(x: torch.Tensor, w: tuple, group: int) -> torch.Tensor:
+    """``w`` = (packed, scales_and_zeros, bias) when ``group`` > 0 (int4), else (weight, None, bias)."""
+    if group:
+        return int4_matmul(x, w[0], w[1], group, w[2])
     return F.linear(x, w[0], w[2])
 
 
@@ -72,7 +77,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def _attention_in(x, norm, eps: float, qkv: tuple, group: tuple, cos, sin, k_cache, v_cache, index,
+def _attention_in(x, norm, eps: float, qkv: tuple, group: int, cos, sin, k_cache, v_cache, index,
                   heads: int, kv_heads: int, head_dim: int):
     """Norm, q|k|v projection, rotary embedding; k and v written to the cache at ``index``; returns q."""
     length = x.shape[1]
@@ -89,8 +94,8 @@ def _attention_in(x, norm, eps: float, qkv: tuple, group: tuple, cos, sin, k_cac
     return q
 
 
-def _attention_out_mlp(x, attn, o: tuple, o_group: tuple, norm, eps: float, gate_up: tuple,
-                       gate_up_group: tuple, down: tuple, down_group: tuple):
+def _attention_out_mlp(x, attn, o: tuple, o_group: int, norm, eps: float, gate_up: tuple, gate_up_group: int,
+                       down: tuple, down_group: int):
     """Output projection and residual, norm, SiLU-gated MLP and residual."""
     x = x + _linear(attn, o, o_group)
     gate, up = _linear(_rms_norm(x, norm, eps), gate_up, gate_up_group).chunk(2, dim=-1)
@@ -133,10 +138,10 @@ class _Layer(nn.Module):
         self.eps = float(layer.input_layernorm.variance_epsilon)
 
     @staticmethod
-    def args(module: nn.Module) -> tuple[tuple, tuple]:
+    def args(module: nn.Module) -> tuple[tuple, int]:
         if isinstance(module, Int4Linear):
-            return (module.packed, module.scales_and_zeros, module.bias), (module.group_size, module.layout)
-        return (module.weight, None, module.bias), ()
+            return (module.packed, module.scales_and_zeros, module.bias), module.group_size
+        return (module.weight, None, module.bias), 0
 
 
 def _fuse(linears: list[nn.Linear], device, quantize: bool, group_size: int, dtype) -> nn.Module:
@@ -216,8 +221,6 @@ class StaticDecoder:
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.buckets = _buckets(self.cache_tokens + 1, self.BUCKET_MIN)
         self.mode = "eager"
-        self.kernels: dict[str, str] = {}
-        self.timings: dict[str, dict[str, float]] = {}
         self._suppress: dict[tuple, torch.Tensor] = {}
         self._lock = threading.Lock()
 
@@ -301,14 +304,10 @@ class StaticDecoder:
     # ---- build and record at load time ----
 
     def warm_up(self) -> str:
-        """Choose the faster checked kernels, compile the layer functions and record one decode graph per
-        bucket; returns the mode reached. Any failure falls back one level (graphs of uncompiled steps,
+        """Compile the layer functions, run a prompt through the dense prefill path and record one decode
+        graph per bucket; returns the mode reached. Any failure falls back one level (graphs of uncompiled steps,
         then plain eager) with a warning."""
         with torch.inference_mode():
-            if self.device.type == "cuda" and self.quantized:
-                self._choose_gemv()
-            self._layer_args = [tuple(_Layer.args(getattr(m, name)) for name in ("qkv", "o", "gate_up", "down"))
-                                for m in self.layers]
             if self.use_compile:
                 try:
                     self._in = torch.compile(_attention_in, fullgraph=True, dynamic=False)
@@ -319,8 +318,6 @@ class StaticDecoder:
                 except Exception as exc:  # noqa: BLE001  fall back, and say so
                     log.warning("torch.compile of the decoder failed (%s); decoding uncompiled", exc)
                     self._in, self._out, self._attend = _attention_in, _attention_out_mlp, _decode_attention
-            if self.device.type == "cuda":
-                self._choose_attention()
             self._warm_prefill()
             if self.use_graphs and self.device.type == "cuda":
                 try:
@@ -330,71 +327,9 @@ class StaticDecoder:
                     log.warning("recording the decode step as CUDA graphs failed (%s); decoding without", exc)
                     self._graphs.clear()
             self._index.zero_()
-        log.info("static decoder ready: %s, kernels %s, %d layers, cache %d tokens, buckets %s", self.mode,
-                 self.kernels, len(self.layers), self.cache_tokens, self.buckets)
+        log.info("static decoder ready: %s, %d layers, cache %d tokens, buckets %s", self.mode, len(self.layers),
+                 self.cache_tokens, self.buckets)
         return self.mode
-
-    def _choose_gemv(self) -> None:
-        """Per weight shape: the Triton int4 GEMV against PyTorch's int4 kernel on one token, both recorded
-        in a CUDA graph and timed there; the Triton one is used where it agrees and is faster."""
-        from assistant.models import kernels
-
-        shapes: dict[tuple, list[Int4Linear]] = {}
-        for layer in self.layers:
-            for name in ("qkv", "o", "gate_up", "down"):
-                module = getattr(layer, name)
-                if isinstance(module, Int4Linear):
-                    shapes.setdefault((name, module.out_features, module.in_features), []).append(module)
-        for (name, out_features, in_features), modules in shapes.items():
-            first = modules[0]
-            choice = "tinygemm"
-            if kernels.available():
-                try:
-                    rows = kernels.pack_rows(first.codes())
-                    x = torch.randn(1, in_features, device=self.device, dtype=torch.bfloat16)
-                    want = int4_matmul(x, first.packed, first.scales_and_zeros, first.group_size)
-                    got = kernels.int4_gemv(x, rows, first.scales_and_zeros, first.group_size)
-                    if (got.float() - want.float()).abs().max() > 0.02 * want.float().abs().max() + 1e-3:
-                        raise ValueError("the Triton GEMV disagrees with PyTorch's int4 kernel")
-                    ours = _graph_time(lambda: kernels.int4_gemv(x, rows, first.scales_and_zeros, first.group_size))
-                    theirs = _graph_time(lambda: int4_matmul(x, first.packed, first.scales_and_zeros, first.group_size))
-                    self.timings[f"{name} {out_features}x{in_features}"] = {"triton_us": ours, "tinygemm_us": theirs}
-                    if ours < 0.95 * theirs:
-                        choice = "rows"
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("Triton int4 GEMV not used for %s: %s", name, exc)
-            for module in modules:
-                module.use_layout(choice)
-            self.kernels[name] = "triton" if choice == "rows" else "tinygemm"
-
-    def _choose_attention(self) -> None:
-        """The Triton decode attention where it agrees with the reference and is faster, timed at the
-        bucket holding a 1,300-token context."""
-        from assistant.models import kernels
-
-        self.kernels["attention"] = "compiled" if self.mode == "compiled" else "eager"
-        if not kernels.available() or self.dtype == torch.float32:  # its tl.dot would round fp32 to tf32
-            return
-        try:
-            slot = min(1300, self.cache_tokens - 1)
-            bucket = next(b for b in self.buckets if b > slot)
-            index = torch.tensor([slot], device=self.device)
-            q = torch.randn(1, self.heads, 1, self.head_dim, device=self.device, dtype=self.dtype)
-            k = torch.randn_like(self.k_cache[0]) * 2
-            v = torch.randn_like(self.v_cache[0])
-            ks, vs = k[:, :, :bucket], v[:, :, :bucket]
-            want = _decode_attention(q, ks, vs, index, self.scale).float()
-            got = kernels.decode_attention(q, ks, vs, index, self.scale).float()
-            if (got - want).abs().max() > 0.02 * want.abs().max() + 1e-3:
-                raise ValueError("the Triton decode attention disagrees with the reference")
-            ours = _graph_time(lambda: kernels.decode_attention(q, ks, vs, index, self.scale))
-            theirs = _graph_time(lambda: self._attend(q, ks, vs, index, self.scale))
-            self.timings[f"attention at {slot + 1} of {bucket}"] = {"triton_us": ours, f"{self.kernels['attention']}_us": theirs}
-            if ours < 0.95 * theirs:
-                self._attend = kernels.decode_attention
-                self.kernels["attention"] = "triton"
-        except Exception as exc:  # noqa: BLE001
-            log.warning("Triton decode attention not used: %s", exc)
 
     def _warm_prefill(self) -> None:
         """A prompt long enough for the dense prefill path, so its kernels exist before the first user."""
@@ -485,28 +420,6 @@ class StaticDecoder:
     @property
     def cache_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k_cache + self.v_cache)
-
-
-def _graph_time(fn, repeats: int = 50) -> float:
-    """Microseconds per call of ``fn`` replayed from a CUDA graph of ``repeats`` calls (as in decoding)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(repeats):
-            fn()
-    graph.replay()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(3):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    del graph
-    return start.elapsed_time(end) * 1e3 / (3 * repeats)
 
 
 def _buckets(limit: int, smallest: int) -> list[int]:

@@ -140,29 +140,3 @@ def test_prompt_rows_take_the_dense_path_with_the_same_result():
     rows = torch.cat([linear(x[i:i + 16]) for i in range(0, x.shape[0], 16)]).float()  # the int4 kernel
     assert (dense - rows).abs().max() < 0.01 * rows.abs().max()
 
-
-def test_triton_decode_kernels_in_bfloat16_on_cuda():
-    """The Triton GEMV and decode attention on the real 3B shapes, against PyTorch's int4 kernel and the
-    reference attention (the decoder checks the same when it loads, and falls back if they disagree)."""
-    from assistant.models import kernels
-    from assistant.models.static_decode import _decode_attention
-
-    torch.manual_seed(0)
-    for out_features, in_features in [(2560, 2048), (22016, 2048), (2048, 11008)]:
-        linear = int4.Int4Linear.from_weight(torch.randn(out_features, in_features, device="cuda") * 0.02, None,
-                                             device="cuda")
-        x = torch.randn(1, in_features, device="cuda", dtype=torch.bfloat16)
-        want = linear(x).float()
-        linear.use_layout("rows")
-        assert linear.layout == "rows" and linear.packed.dtype == torch.uint8
-        got = linear(x).float()
-        assert (got - want).abs().max() < 0.01 * want.abs().max()
-        assert (linear(x.expand(40, -1).contiguous()).float()[-1] - want[0]).abs().max() < 0.01 * want.abs().max()
-    cache = torch.randn(1, 2, 5000, 128, device="cuda", dtype=torch.bfloat16)
-    values = torch.randn_like(cache)
-    q = torch.randn(1, 16, 1, 128, device="cuda", dtype=torch.bfloat16)
-    for bucket, slot in [(512, 0), (2048, 1317), (4999, 4998)]:
-        index = torch.tensor([slot], device="cuda")
-        want = _decode_attention(q, cache[:, :, :bucket], values[:, :, :bucket], index, 128 ** -0.5).float()
-        got = kernels.decode_attention(q, cache[:, :, :bucket], values[:, :, :bucket], index, 128 ** -0.5).float()
-        assert (got - want).abs().max() < 0.02 * want.abs().max()
