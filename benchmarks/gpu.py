@@ -316,7 +316,7 @@ def main() -> int:
     import torch
 
     began = time.monotonic()
-    tests = "skipped" if args.skip_tests else run_gpu_tests()
+    tests = "run separately (gpu_check.sh runs them first)" if args.skip_tests else run_gpu_tests()
     bandwidth = copy_bandwidth()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     print(f"device: {device}; torch {torch.__version__}; GPU tests: {tests}; copy bandwidth "
