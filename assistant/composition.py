@@ -64,7 +64,7 @@ def open_knowledge_base(settings: Settings):
     kb = KnowledgeBase.open(settings.data_dir, embedder, text_embedder=text_embedder, collection=r.collection,
                             ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
                             chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr,
-                            max_pages=r.max_pages)
+                            max_pages=r.max_pages, chroma_url=r.chroma_url or None)
     atexit.register(kb.close)  # a clean close spares the next start its health probe
     return kb
 

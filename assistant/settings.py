@@ -59,6 +59,10 @@ class RetrievalSettings(BaseModel):
                                "multilingual default; `all-MiniLM-L6-v2` is English-only). Empty: none, "
                                "passages are then found by the cross-modal space and BM25 alone.")
     collection: str = Field("knowledge", min_length=3, description="Chroma collection name prefix.")
+    chroma_url: str = Field("", description="URL of a Chroma server (`chroma run --path DIR --port 8000`) "
+                            "holding the vector index, so that several app processes on one host share one "
+                            "knowledge base: give them the same `ASSISTANT_DATA_DIR` (a local disk) and this "
+                            "URL; writes take turns. Empty: a local index, one process at a time.")
     ocr: bool = Field(True, description="Read text in images and scanned PDF pages (RapidOCR, offline).")
     max_pages: int = Field(1000, ge=1, description="PDFs with more pages are refused.")
     max_store_gb: float = Field(20.0, gt=0, description="Size guard of the vector index: ingest stops, and "
@@ -109,4 +113,6 @@ def documented_variables() -> list[tuple[str, str, str]]:
 
 
 def _default(field) -> str:
-    return "(see description)" if field.default is None else f"`{field.default}`"
+    if field.default is None:
+        return "(see description)"
+    return "(empty)" if field.default == "" else f"`{field.default}`"

@@ -31,3 +31,7 @@ class KnowledgeBaseBusyError(RetrievalError):
 
 class StoreTooLargeError(RetrievalError):
     """The vector index grew past the size guard."""
+
+
+class IndexUnreachableError(RetrievalError):
+    """The Chroma server holding the vector index cannot be reached or refused a request."""

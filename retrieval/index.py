@@ -1,8 +1,13 @@
 """The Chroma side of the knowledge base: one collection per embedding space, derived from the durable
-record and rebuilt from it whenever it is missing, unreadable, inconsistent or runaway in size."""
+record and rebuilt from it whenever it is missing, unreadable, inconsistent or runaway in size.
+
+Locally the collections live in ``chroma/`` under the data directory (a ``PersistentClient``, one process).
+With a URL they live in a Chroma server (``chroma run``), which several app processes can share; its
+disk is the server's, so the size guard and the crash probe apply to the local index only."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -10,7 +15,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
+from retrieval.errors import IndexUnreachableError
 from retrieval.records import Records
 
 log = logging.getLogger(__name__)
@@ -43,8 +50,10 @@ def probe(chroma_dir: Path, *, timeout: float = 120.0, max_bytes: int) -> str | 
 
 
 class VectorIndex:
-    def __init__(self, chroma_dir: Path, *, collection: str, ef_search: int, max_bytes: int):
+    def __init__(self, chroma_dir: Path, *, collection: str, ef_search: int, max_bytes: int,
+                 url: str | None = None):
         self.dir = chroma_dir
+        self.url = url or None
         self.name = collection
         self.ef_search = ef_search
         self.max_bytes = max_bytes
@@ -55,16 +64,21 @@ class VectorIndex:
     def open(self, records: Records, *, clean: bool) -> None:
         """Open, checking health and consistency with the record; rebuild when anything is wrong."""
         reason = None
-        if directory_size(self.dir) > self.max_bytes:
+        if self.url:
+            self._connect()  # unreachable: IndexUnreachableError, nothing to rebuild
+        elif directory_size(self.dir) > self.max_bytes:
             reason = f"the index is {directory_size(self.dir) / 1e9:.1f} GB, over the size guard"
         elif not clean and self.dir.exists():
             reason = probe(self.dir, max_bytes=self.max_bytes)
         if reason is None:
             try:
-                self._connect()
+                if not self.url:
+                    self._connect()
                 self._reconcile(records)
                 return
             except Exception as exc:  # noqa: BLE001  any failure of the derived index means: rebuild it
+                if self.url:  # a shared server's collections are not rebuilt behind other processes' backs
+                    raise self._unreachable(exc) from exc
                 reason = f"{type(exc).__name__}: {exc}"
         log.warning("rebuilding the vector index from the record: %s", reason)
         self.repairs.append(f"rebuilt: {reason}")
@@ -72,7 +86,11 @@ class VectorIndex:
 
     def rebuild(self, records: Records) -> None:
         self.close()
-        if self.dir.exists():
+        if self.url:
+            self._connect()
+            for name in [c.name for c in self.collections.values()]:
+                self.client.delete_collection(name)
+        elif self.dir.exists():
             aside = self.dir.with_name(f"{self.dir.name}.broken")
             shutil.rmtree(aside, ignore_errors=True)
             self.dir.rename(aside)
@@ -86,9 +104,21 @@ class VectorIndex:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(path=str(self.dir),
-                                                settings=ChromaSettings(anonymized_telemetry=False))
+        if self.url:
+            where = urlparse(self.url)
+            try:
+                self.client = chromadb.HttpClient(
+                    host=where.hostname or "127.0.0.1", port=where.port or (443 if where.scheme == "https" else 8000),
+                    ssl=where.scheme == "https", settings=ChromaSettings(anonymized_telemetry=False))
+                self.client.heartbeat()
+            except Exception as exc:  # noqa: BLE001  connection refused, DNS, TLS, not a Chroma server
+                raise IndexUnreachableError(
+                    f"Cannot reach the Chroma server at {self.url} (ASSISTANT_RETRIEVAL__CHROMA_URL): "
+                    f"{_first_line(exc)}. Start it (chroma run --path DIR --port 8000) or correct the URL.") from exc
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(self.dir),
+                                                    settings=ChromaSettings(anonymized_telemetry=False))
         config = {"hnsw": {"space": "cosine", "ef_search": self.ef_search, "ef_construction": 200,
                            "max_neighbors": 32}}
         self.collections = {
@@ -121,26 +151,49 @@ class VectorIndex:
 
     def add(self, space: str, ids: list[str], vectors) -> None:
         coll = self.collections[space]
-        for start in range(0, len(ids), ADD_BATCH):
-            coll.upsert(ids=ids[start : start + ADD_BATCH], embeddings=vectors[start : start + ADD_BATCH])
+        with self._calls():
+            for start in range(0, len(ids), ADD_BATCH):
+                coll.upsert(ids=ids[start : start + ADD_BATCH], embeddings=vectors[start : start + ADD_BATCH])
 
     def delete(self, ids: list[str]) -> None:
-        for coll in self.collections.values():
-            for start in range(0, len(ids), ADD_BATCH):
-                coll.delete(ids=ids[start : start + ADD_BATCH])
+        with self._calls():
+            for coll in self.collections.values():
+                for start in range(0, len(ids), ADD_BATCH):
+                    coll.delete(ids=ids[start : start + ADD_BATCH])
 
     def query(self, space: str, vector, n: int) -> list[tuple[str, float]]:
         coll = self.collections[space]
-        total = coll.count()
-        if total == 0:
-            return []
-        result = coll.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
+        with self._calls():
+            total = coll.count()
+            if total == 0:
+                return []
+            result = coll.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
         return [(cid, 1.0 - float(d)) for cid, d in zip(result["ids"][0], result["distances"][0])]
 
+    @contextlib.contextmanager
+    def _calls(self):
+        """A Chroma server that fails a request is reported as unreachable, in the user's words."""
+        try:
+            yield
+        except Exception as exc:
+            if self.url:
+                raise self._unreachable(exc) from exc
+            raise
+
+    def _unreachable(self, exc: BaseException) -> IndexUnreachableError:
+        return IndexUnreachableError(
+            f"The Chroma server at {self.url} (ASSISTANT_RETRIEVAL__CHROMA_URL) failed a request: "
+            f"{_first_line(exc)}. Check that it is running; nothing was changed in the knowledge base.")
+
     def size(self) -> int:
-        return directory_size(self.dir)
+        return 0 if self.url else directory_size(self.dir)
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
         self.client, self.collections = None, {}
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

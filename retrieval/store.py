@@ -9,11 +9,15 @@
   and the rankings are fused by reciprocal rank fusion. A hit's ``score`` is its best cosine similarity
   to the query, which the caller's relevance threshold compares against.
 
-One process writes at a time: a file lock is held while the knowledge base is open.
+One process writes at a time. With a local index a file lock is held while the knowledge base is open.
+With the index in a Chroma server (``chroma_url``) several processes (app replicas, the CLI) open the
+same data directory at once: they read freely (SQLite in WAL mode, the server), and each write (ingest,
+delete, the consistency check on open) takes the same lock for its duration, waiting for another's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -51,8 +55,11 @@ class KnowledgeBase:
     def __init__(self, data_dir: Path, records: Records, index: VectorIndex, lock, embedder: Embedder | None,
                  text_embedder: TextEmbedder | None, parser, *, chunk_size: int = 800,
                  chunk_overlap: int = 100, ocr: bool = True, max_pages: int = 1000,
-                 max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True):
+                 max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True, shared: bool = False,
+                 write_wait: float = 600.0):
         self.data_dir = data_dir
+        self.shared = shared  # the index is a Chroma server; the lock is taken per write
+        self.write_wait = write_wait
         self.files_dir = data_dir / "files"
         self.records = records
         self.index = index
@@ -69,33 +76,46 @@ class KnowledgeBase:
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
              collection: str = "knowledge", ef_search: int = 512, parser=None,
-             max_store_bytes: int = 20 * 10**9, **options) -> KnowledgeBase:
-        from filelock import FileLock, Timeout
+             max_store_bytes: int = 20 * 10**9, chroma_url: str | None = None, write_wait: float = 600.0,
+             **options) -> KnowledgeBase:
+        from filelock import FileLock
 
         data_dir = Path(data_dir)
         (data_dir / "files").mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(data_dir / "knowledge.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise KnowledgeBaseBusyError(
-                f"The knowledge base in {data_dir} is open in another process (the app or another command). "
-                "Stop that process, or point ASSISTANT_DATA_DIR at another folder.") from None
+        shared = bool(chroma_url)
+        _acquire(lock, data_dir, write_wait if shared else 0, shared)
         try:
             records = Records(data_dir / "records.sqlite3")
             _check_embedders(records, embedder, text_embedder, data_dir)
             marker = data_dir / CLEAN_MARKER
             index = VectorIndex(data_dir / "chroma", collection=collection, ef_search=ef_search,
-                                max_bytes=max_store_bytes)
-            index.open(records, clean=marker.exists())
-            marker.unlink(missing_ok=True)  # written back by close(): its absence means a crash
+                                max_bytes=max_store_bytes, url=chroma_url)
+            index.open(records, clean=shared or marker.exists())
+            if not shared:
+                marker.unlink(missing_ok=True)  # written back by close(): its absence means a crash
+            kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
+                     max_store_bytes=max_store_bytes, shared=shared, write_wait=write_wait, **options)
+            kb.remove_orphan_files()
         except BaseException:
             lock.release()
             raise
-        kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
-                 max_store_bytes=max_store_bytes, **options)
-        kb.remove_orphan_files()
+        if shared:
+            lock.release()  # from here on, taken per write
         return kb
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write: with a shared index, under the lock (waiting up to ``write_wait`` for another
+        process's write); locally the lock is already held for the whole session."""
+        if not self.shared:
+            yield
+            return
+        _acquire(self.lock, self.data_dir, self.write_wait, True)
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     def remove_orphan_files(self) -> int:
         """Thumbnails written for a document whose ingest never committed (a crash) are removed."""
@@ -113,8 +133,9 @@ class KnowledgeBase:
         self.index.close()
         self.records.close()
         self.records = None
-        (self.data_dir / CLEAN_MARKER).touch()
-        self.lock.release()
+        if not self.shared:
+            (self.data_dir / CLEAN_MARKER).touch()
+            self.lock.release()
 
     # -- ingest ---------------------------------------------------------------------------------
 
@@ -140,7 +161,8 @@ class KnowledgeBase:
         path = Path(path)
         source = source or str(path.resolve())
         try:
-            return self._ingest(path, source, progress or (lambda stage: None))
+            with self._writing():
+                return self._ingest(path, source, progress or (lambda stage: None))
         except (StoreTooLargeError, KnowledgeBaseBusyError):
             raise
         except RetrievalError as exc:
@@ -272,17 +294,34 @@ class KnowledgeBase:
 
     def delete(self, doc: str) -> DocumentInfo:
         """Remove every vector, record and file a document produced (by id, source or file name)."""
-        info = self.resolve(doc)
-        doc_id = info.doc_id
-        ids = self.records.chunk_ids(doc_id)
-        self.index.delete(ids)
-        self.records.delete_document(doc_id)
-        for cid in ids:
-            (self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
+        with self._writing():
+            info = self.resolve(doc)
+            doc_id = info.doc_id
+            ids = self.records.chunk_ids(doc_id)
+            self.index.delete(ids)
+            self.records.delete_document(doc_id)
+            for cid in ids:
+                (self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
         return info
 
     def count(self) -> int:
         return self.records.count()
+
+
+def _acquire(lock, data_dir: Path, wait: float, shared: bool) -> None:
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        if shared:
+            raise KnowledgeBaseBusyError(
+                f"Another process has been writing to the knowledge base in {data_dir} for over {wait:.0f} s "
+                "(an ingest in another replica?); try again when it is done.") from None
+        raise KnowledgeBaseBusyError(
+            f"The knowledge base in {data_dir} is open in another process (the app or another command). "
+            "Stop that process, point ASSISTANT_DATA_DIR at another folder, or share it through a Chroma "
+            "server (ASSISTANT_RETRIEVAL__CHROMA_URL).") from None
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:

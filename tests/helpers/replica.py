@@ -1,0 +1,46 @@
+"""A second app process for the shared-knowledge-base tests: opens the knowledge base in DATA with its
+index in the Chroma server at URL (the same fakes as the test), does one thing, prints JSON.
+
+    python -m tests.helpers.replica DATA URL ingest FILE...
+    python -m tests.helpers.replica DATA URL search QUERY
+    python -m tests.helpers.replica DATA URL delete NAME
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def open_shared(data: Path, url: str):
+    from retrieval.store import KnowledgeBase
+    from retrieval.worker import InProcessParser
+    from tests.helpers.fakes import HashingEmbedder
+
+    return KnowledgeBase.open(data, HashingEmbedder(), text_embedder=HashingEmbedder(128, "hash-text"),
+                              parser=InProcessParser(), chunk_size=120, chunk_overlap=0, ocr=False,
+                              chroma_url=url)
+
+
+def main(argv: list[str]) -> int:
+    data, url, command, *args = argv
+    kb = open_shared(Path(data), url)
+    try:
+        if command == "ingest":
+            out = [{"source": r.source, "status": r.status, "error": r.error}
+                   for r in (kb.ingest(Path(a), source=Path(a).name) for a in args)]
+        elif command == "search":
+            out = [hit.chunk.source for hit in kb.search(args[0], k=4)]
+        elif command == "delete":
+            out = kb.delete(args[0]).source
+        else:
+            raise SystemExit(f"unknown command {command}")
+    finally:
+        kb.close()
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
