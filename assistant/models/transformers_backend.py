@@ -364,8 +364,10 @@ def load_error(plan: LoadPlan, exc: BaseException) -> ModelLoadError:
     if _is_oom(exc):
         return ModelLoadError(
             f"Not enough {'GPU ' if plan.device == 'cuda' else ''}memory to load '{name}' "
-            f"({plan.dtype}, quantization {plan.quantization}). Choose a smaller model with {var} or "
-            "set ASSISTANT_MODEL__QUANTIZATION=4bit.")
+            f"({plan.dtype}, quantization {plan.quantization}). Choose a smaller model with {var}"
+            + (", set ASSISTANT_MODEL__QUANTIZATION=int4" if plan.quantization == "none" else "")
+            + (" or lower ASSISTANT_MODEL__MAX_CONTEXT_TOKENS (the static decoder's KV cache holds that "
+               "many tokens plus 4096 for the answer)." if plan.decoder == "static" else "."))
     if plan.quantization != "none" and "bitsandbytes" in str(exc).lower():
         return ModelLoadError(
             f"Cannot load '{name}' with {plan.quantization} quantization: {_first_line(exc)}. Install "

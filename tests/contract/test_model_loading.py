@@ -68,3 +68,17 @@ def test_unreadable_image_is_refused_before_generation(tiny_models, tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(InputError, match="x.png"):
         model.stream([ChatTurn("user", "hi", (bad,))], GenerationParams(max_new_tokens=2))
+
+
+def test_out_of_memory_while_loading_names_what_to_change():
+    import torch
+
+    from assistant.models.transformers_backend import load_error
+
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+    static = LoadPlan.resolve("m", cuda_available=True, int4_supported=True)
+    message = str(load_error(static, oom))
+    assert "Not enough GPU memory" in message and "ASSISTANT_MODEL__MAX_CONTEXT_TOKENS" in message
+    dense = LoadPlan.resolve("m", cuda_available=True, int4_supported=True, quantization="none", decoder="generate")
+    message = str(load_error(dense, oom))
+    assert "ASSISTANT_MODEL__QUANTIZATION=int4" in message and "MAX_CONTEXT_TOKENS" not in message
