@@ -77,3 +77,18 @@ def test_non_image_attachment_is_refused_clearly(client, tmp_path):
     doc.write_text("hello")
     with pytest.raises(AppError, match="image"):
         ask(client, "read this", [doc])
+
+
+def test_the_app_answers_through_the_static_int4_decoder(tiny_models, tmp_path, red_png):
+    """The GPU default's path (int4 weights, the static decoder), chosen by the settings, through the
+    composition root and the UI, on the CPU. Its tokens are checked against ``generate`` in the contract
+    tests; here the whole app streams an answer through it."""
+    settings = app_settings(tmp_path, model={"checkpoint": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 12,
+                                             "device": "cpu", "quantization": "int4", "decoder": "static"},
+                            retrieval={"enabled": False, "embedder": ""})
+    pipeline = build_pipeline(settings)
+    model = pipeline.model.loader.get(timeout=120)
+    assert model.decoder is not None and model.decoder.quantized
+    with serve(pipeline, settings) as url:
+        answer, _, _ = ask(Client(url, verbose=False), "What is in this picture?", [red_png], use_knowledge=False)
+    assert answer and answer != "…" and not answer.startswith("⚠️")
