@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def load_image(path: Path, max_pixels: int) -> Image:
     try:
-        image = open_image(Path(path))
+        image = open_image(Path(path), at_least_pixels=max_pixels)
     except RetrievalError as exc:
         raise InputError(str(exc)) from exc
     return fit_pixels(image, max_pixels)
