@@ -272,7 +272,8 @@ def measure(path: Path, variant: str, new_tokens: int, bandwidth: float, runs: i
            "preprocess_ms": _median([s[0] for s in splits]) * 1e3, "vision_ms": _median([s[1] for s in splits]) * 1e3,
            "prefill_ms": _median([s[2] for s in splits]) * 1e3, "ttft_ms": _median(ttfts) * 1e3,
            "ttft_runs_ms": [round(x * 1e3, 1) for x in ttfts],
-           "decode_tok_s": decode, "limit_tok_s": limit, "of_bandwidth_limit": decode / limit if limit == limit else float("nan"),
+           "decode_tok_s": decode, "limit_tok_s": limit,
+           "of_bandwidth_limit": decode / limit if limit == limit else float("nan"),
            "peak_gb": peak / 1e9, "peak_over_weights_kv": peak / (stored + cache_bytes) if cuda else float("nan")}
     del model
     gc.collect()

@@ -85,7 +85,8 @@ def main() -> int:
                          "total_ms": load_ms + process_ms, "prompt_tokens": tokens})
     cpu = platform.processor() or platform.machine()
     lines = [f"CPU: {cpu}, {args.runs} runs each, median; max_pixels {MAX_PIXELS}", "",
-             "| input | decode | open + fit ms | processor ms | total ms | prompt tokens |", "|---|---|---|---|---|---|"]
+             "| input | decode | open + fit ms | processor ms | total ms | prompt tokens |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['input']} | {r['decode']} | {r['open_and_fit_ms']:.1f} | {r['processor_ms']:.1f} | "
               f"{r['total_ms']:.1f} | {r['prompt_tokens']} |" for r in rows]
     print("\n".join(lines))

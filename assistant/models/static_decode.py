@@ -305,8 +305,8 @@ class StaticDecoder:
 
     def warm_up(self) -> str:
         """Compile the layer functions, run a prompt through the dense prefill path and record one decode
-        graph per bucket; returns the mode reached. Any failure falls back one level (graphs of uncompiled steps,
-        then plain eager) with a warning."""
+        graph per bucket; returns the mode reached. Any failure falls back one level (graphs of
+        uncompiled steps, then plain eager) with a warning."""
         with torch.inference_mode():
             if self.use_compile:
                 try:
