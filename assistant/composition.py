@@ -45,7 +45,7 @@ def build_model(settings: Settings):
         checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
         plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
                                 quantization=s.quantization, double_quant=s.double_quant,
-                                decoder=s.decoder)
+                                decoder=s.decoder, int4_group_size=s.int4_group_size)
         return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels,
                                                        max_context_tokens=s.max_context_tokens)
 

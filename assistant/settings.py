@@ -30,6 +30,10 @@ class ModelSettings(BaseModel):
         "auto", description="`auto`: `int4` on CUDA GPUs of compute capability 8.0+ (A100, A10G, L4, H100), "
         "`4bit` on older ones, none on the CPU. `int4`: PyTorch's int4 kernel, groups of 128, bf16 compute "
         "(the vision tower stays bf16). `4bit`/`8bit`: bitsandbytes NF4 / LLM.int8.")
+    int4_group_size: Literal[128, 64, 32] = Field(
+        128, description="Weights per scale and zero in `int4`. 128: what the GPU figures were measured with. "
+        "64: ~6% more weight bytes, closer to NF4's error on real weights (all-MiniLM-L6-v2: linear output "
+        "error 7.9% against 9.0% at 128 and 7.7% for NF4; benchmarks/results/quant_quality.txt).")
     decoder: Literal["auto", "static", "generate"] = Field(
         "auto", description="`static`: the Qwen2-VL family's own decoder (fused layers, static KV cache for "
         "context + 4096 answer tokens, compiled steps recorded as CUDA graphs while the model loads: 16-20 s "

@@ -37,11 +37,12 @@ class LoadPlan:
     quantization: str  # "none" | "int4" | "4bit" (bitsandbytes NF4) | "8bit"
     double_quant: bool = False
     decoder: str = "generate"  # "static" | "generate"
+    int4_group_size: int = 128
 
     @classmethod
     def resolve(cls, checkpoint: str, *, device: str = "auto", dtype: str = "auto",
                 quantization: str = "auto", double_quant: bool = False, decoder: str = "auto",
-                cuda_available: bool | None = None, bf16_supported: bool = True,
+                int4_group_size: int = 128, cuda_available: bool | None = None, bf16_supported: bool = True,
                 int4_supported: bool | None = None) -> LoadPlan:
         if cuda_available is None:
             import torch
@@ -77,7 +78,7 @@ class LoadPlan:
             raise ModelLoadError(
                 f"ASSISTANT_MODEL__DECODER=static works with ASSISTANT_MODEL__QUANTIZATION=int4 or none, not "
                 f"{quantization} (bitsandbytes layers are decoded by generate).")
-        return cls(checkpoint, device, dtype, quantization, double_quant, decoder)
+        return cls(checkpoint, device, dtype, quantization, double_quant, decoder, int4_group_size)
 
 
 class _OutOfMemory(Exception):
@@ -342,10 +343,10 @@ def _place(model, plan: LoadPlan, *, cache_tokens: int) -> StaticDecoder | None:
         reason = unsupported_reason(model)
         if reason is None:
             return StaticDecoder(model, device=plan.device, dtype=dtype, quantize=plan.quantization == "int4",
-                                 cache_tokens=cache_tokens)
+                                 cache_tokens=cache_tokens, group_size=plan.int4_group_size)
         log.info("answering through generate: %s", reason)
     if plan.quantization == "int4":
-        quantize_linears(model.get_decoder(), device=plan.device)
+        quantize_linears(model.get_decoder(), device=plan.device, group_size=plan.int4_group_size)
     model.to(plan.device)
     return None
 

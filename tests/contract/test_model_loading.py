@@ -82,3 +82,9 @@ def test_out_of_memory_while_loading_names_what_to_change():
     dense = LoadPlan.resolve("m", cuda_available=True, int4_supported=True, quantization="none", decoder="generate")
     message = str(load_error(dense, oom))
     assert "ASSISTANT_MODEL__QUANTIZATION=int4" in message and "MAX_CONTEXT_TOKENS" not in message
+
+
+def test_int4_group_size_reaches_the_layers(tiny_models):
+    model = load(str(tiny_models["qwen2_5_vl"]), quantization="int4", decoder="static", int4_group_size=32)
+    layers = model.model.model.language_model.fused_layers
+    assert {m.group_size for layer in layers for m in (layer.qkv, layer.o, layer.gate_up, layer.down)} == {32}
