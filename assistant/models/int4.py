@@ -109,17 +109,6 @@ class Int4Linear(nn.Module):
         bias = None if bias is None else bias.detach().to(device=device, dtype=torch.bfloat16)
         return cls(packed, scales_and_zeros, bias, in_features, out_features, group)
 
-    @classmethod
-    def from_linears(cls, linears: list[nn.Linear], *, device, group_size: int = 128) -> Int4Linear:
-        """One module computing several linears of the same input at once (q, k, v; gate, up): their
-        outputs side by side. Per-row groups make this exactly the separate quantisations, concatenated."""
-        weight = torch.cat([m.weight.detach() for m in linears])
-        biases = [m.bias for m in linears]
-        bias = None if all(b is None for b in biases) else torch.cat([
-            b.detach() if b is not None else torch.zeros(m.out_features, dtype=weight.dtype, device=weight.device)
-            for b, m in zip(biases, linears)])
-        return cls.from_weight(weight, bias, device=device, group_size=group_size)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return int4_matmul(x.to(torch.bfloat16), self.packed, self.scales_and_zeros, self.group_size,
                            self.bias)

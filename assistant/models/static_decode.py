@@ -145,19 +145,20 @@ class _Layer(nn.Module):
 
 
 def _fuse(linears: list[nn.Linear], device, quantize: bool, group_size: int, dtype) -> nn.Module:
-    out = sum(m.out_features for m in linears)
-    if quantize and group_size_for(out, linears[0].in_features, group_size):
-        module = Int4Linear.from_linears(linears, device=device, group_size=group_size)
+    """One module computing several linears of the same input (q, k, v; gate, up), outputs side by side.
+    Quantisation groups run along rows, so int4 of the fused weight is the separate ones, concatenated."""
+    weight = torch.cat([m.weight.detach() for m in linears])
+    bias = None
+    if any(m.bias is not None for m in linears):
+        bias = torch.cat([m.bias.detach() if m.bias is not None else torch.zeros(m.out_features, dtype=weight.dtype)
+                          for m in linears])
+    if quantize and group_size_for(weight.shape[0], weight.shape[1], group_size):
+        module = Int4Linear.from_weight(weight, bias, device=device, group_size=group_size)
     else:
-        weight = torch.cat([m.weight.detach() for m in linears]).to(device, dtype)
-        biases = [m.bias for m in linears]
-        module = nn.Linear(weight.shape[1], weight.shape[0], bias=any(b is not None for b in biases),
-                           device="meta")
-        module.weight = nn.Parameter(weight, requires_grad=False)
-        if module.bias is not None:
-            module.bias = nn.Parameter(torch.cat([
-                b.detach() if b is not None else torch.zeros(m.out_features) for b, m in zip(biases, linears)
-            ]).to(device, dtype), requires_grad=False)
+        module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+        module.weight = nn.Parameter(weight.to(device, dtype), requires_grad=False)
+        if bias is not None:
+            module.bias = nn.Parameter(bias.to(device, dtype), requires_grad=False)
     for m in linears:
         m.to("meta")  # the unfused copy is no longer needed
     return module

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from assistant.errors import GenerationError, InputError, ModelLoadError
 from assistant.images import load_image
+from assistant.types import ChatTurn, GenerationParams
 
 if TYPE_CHECKING:
     from assistant.models.static_decode import StaticDecoder
-from assistant.types import ChatTurn, GenerationParams
 
 log = logging.getLogger(__name__)
 _END = object()

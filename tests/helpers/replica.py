@@ -14,13 +14,10 @@ from pathlib import Path
 
 
 def open_shared(data: Path, url: str):
-    from retrieval.store import KnowledgeBase
-    from retrieval.worker import InProcessParser
-    from tests.helpers.fakes import HashingEmbedder
+    """The crash tests' knowledge base (same fakes), with its index in the Chroma server at ``url``."""
+    from tests.helpers.crash import open_kb
 
-    return KnowledgeBase.open(data, HashingEmbedder(), text_embedder=HashingEmbedder(128, "hash-text"),
-                              parser=InProcessParser(), chunk_size=120, chunk_overlap=0, ocr=False,
-                              chroma_url=url)
+    return open_kb(data, chroma_url=url)
 
 
 def main(argv: list[str]) -> int:
