@@ -99,7 +99,6 @@ def test_real_out_of_memory_is_recovered_from_repeatedly(tiny_models, tmp_path):
     model = TransformersVisionModel.from_pretrained(LoadPlan.resolve(str(tiny_models["qwen2_5_vl"])),
                                                     max_pixels=4000 * 4000, max_context_tokens=40_000,
                                                     answer_tokens=64)
-    model.processor.image_processor.max_pixels = 4000 * 4000
     model.processor.image_processor.size = {"shortest_edge": 56 * 56, "longest_edge": 4000 * 4000}
     huge, small = tmp_path / "huge.png", tmp_path / "small.png"
     Image.effect_noise((4000, 4000), 64).convert("RGB").save(huge)
