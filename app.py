@@ -3,9 +3,9 @@
 import os
 
 from assistant.composition import build_pipeline, configure_environment
-from assistant.settings import Settings
+from assistant.settings import settings_or_exit
 
-settings = Settings()
+settings = settings_or_exit()
 if os.environ.get("SPACE_ID"):  # on a Space the container must listen on all interfaces
     settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": "0.0.0.0"})})
 configure_environment(settings)

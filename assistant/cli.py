@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.errors import AssistantError
-from assistant.settings import Settings
+from assistant.settings import Settings, settings_or_exit
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = settings or Settings()
+    settings = settings or settings_or_exit()
     from assistant.composition import configure_environment
 
     configure_environment(settings)

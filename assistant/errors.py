@@ -6,6 +6,10 @@ class AssistantError(Exception):
     """Base of every deliberate failure."""
 
 
+class ConfigurationError(AssistantError):
+    """A setting (an ``ASSISTANT_*`` variable) has a value the app cannot use; the message names it."""
+
+
 class ModelLoadError(AssistantError):
     """The vision-language model could not be loaded; the message names the checkpoint and the fix."""
 

@@ -3,11 +3,18 @@ nested sections joined by ``__`` (``ASSISTANT_MODEL__CHECKPOINT``). Reading it t
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
 CPU_DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolVLM-256M-Instruct"
@@ -100,6 +107,36 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     ui: UISettings = UISettings()
+
+
+def load_settings() -> Settings:
+    """The entry points' Settings. A value that cannot be used is a ``ConfigurationError`` naming its variable
+    and the value; an ``ASSISTANT_*`` variable that is no setting (a misspelt name is otherwise silently
+    ignored) is logged with the nearest real name. Unknown names are not refused: platforms add variables
+    of their own under an app's name (Kubernetes: ``ASSISTANT_PORT``, ``ASSISTANT_SERVICE_HOST``)."""
+    known = [name for name, _, _ in documented_variables()]
+    for name in sorted(k for k in os.environ if k.upper().startswith("ASSISTANT_") and k.upper() not in known):
+        near = difflib.get_close_matches(name.upper(), known, n=1)
+        log.warning("%s is not a setting and is ignored%s", name, f" (did you mean {near[0]}?)" if near else "")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"{_variable(e['loc'])}={e['input']!r}: {e['msg']}" for e in exc.errors()]
+        raise ConfigurationError("A setting cannot be used (the variables are listed in the README under "
+                                 "Configuration):\n  " + "\n  ".join(problems)) from None
+
+
+def settings_or_exit() -> Settings:
+    """``load_settings`` for a process's entry point: a setting that cannot be used ends the process with
+    its message (exit status 1), not a traceback."""
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _variable(loc: tuple) -> str:
+    return "ASSISTANT_" + "__".join(str(part).upper() for part in loc)
 
 
 def documented_variables() -> list[tuple[str, str, str]]:

@@ -3,12 +3,12 @@
 import logging
 
 from assistant.composition import build_pipeline, configure_environment
-from assistant.settings import Settings
+from assistant.settings import settings_or_exit
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    settings = settings_or_exit()
     configure_environment(settings)  # before gradio or transformers are imported
     from ui.app import create_app, launch
 
