@@ -31,23 +31,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHAPES = {  # the published config.json of each checkpoint; weights random
+# the published config.json of each checkpoint; weights random. Both share one vision tower's shape.
+VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14, spatial_merge_size=2,
+              temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31])
+SHAPES = {
     "3b": dict(
         text=dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                   num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000,
                   rope_theta=1_000_000.0, tie_word_embeddings=True,
                   rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]}),
-        vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
-                    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                    fullatt_block_indexes=[7, 15, 23, 31])),
+        vision=dict(VISION, out_hidden_size=2048)),
     "7b": dict(
         text=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                   num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
                   rope_theta=1_000_000.0, tie_word_embeddings=False,
                   rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]}),
-        vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                    fullatt_block_indexes=[7, 15, 23, 31])),
+        vision=dict(VISION, out_hidden_size=3584)),
 }
 
 
