@@ -72,9 +72,28 @@ def idefics3(tiny_models):
     return _load(tiny_models["idefics3"])
 
 
-@pytest.fixture(scope="module")
-def qwen_4bit(tiny_models):
-    return _load(tiny_models["qwen2_5_vl"], quantization="4bit")
+def _linear4bit(model) -> list:
+    import bitsandbytes as bnb
+
+    return [m for m in model.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+
+
+@pytest.fixture(scope="module", params=["packed", "plain"])
+def qwen_4bit(request, tiny_models):
+    """NF4 on the CPU through both of bitsandbytes' paths, whatever CPU runs the suite: ``packed`` (the
+    AVX512-BF16 kernel, which repacks the weights on the first call) and ``plain`` (every other CPU). Each
+    layer decides by a flag set from the CPU at construction; the fixture sets it either way."""
+    from bitsandbytes.functional import has_avx512bf16
+
+    packed = request.param == "packed"
+    if packed and not has_avx512bf16():
+        pytest.skip("this CPU has no AVX512-BF16, so the packed kernel cannot run here; "
+                    "test_every_quantised_linear_fits_the_cpu_packing checks its shapes on every CPU")
+    model = _load(tiny_models["qwen2_5_vl"], quantization="4bit")
+    for layer in _linear4bit(model):
+        layer.support_avx512bf16_for_cpu = packed
+    model.cpu_path = request.param
+    return model
 
 
 class TestQwen25VL(VisionChatModelContract):
@@ -95,8 +114,30 @@ class TestQwen25VL4bitOnCPU(VisionChatModelContract):
         return qwen_4bit
 
     def test_weights_are_nf4(self, model):
-        import bitsandbytes as bnb
-
-        linear = [m for m in model.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+        linear = _linear4bit(model)
         assert linear and all(m.weight.quant_type == "nf4" for m in linear)
-        assert not linear[0].weight.quant_state.nested  # double quantisation is off by default
+        state = linear[0].weight.quant_state  # packing records the original layout as ``original_*``
+        assert not getattr(state, "original_nested", state.nested)  # double quantisation is off by default
+
+    def test_answers_took_the_intended_cpu_path(self, model, red_png):
+        """After an answer, the layers' weights are in the packed format exactly on the packed path."""
+        assert "".join(model.stream([ChatTurn("user", "Describe.", (red_png,))],
+                                    GenerationParams(max_new_tokens=4, temperature=0)))
+        formats = {bool(getattr(m.weight.quant_state, "packing_format_for_cpu", False)) for m in _linear4bit(model)}
+        assert formats == {model.cpu_path == "packed"}
+
+
+def test_every_quantised_linear_fits_the_cpu_packing(tiny_models):
+    """On any CPU: bitsandbytes' repacking for its AVX512-BF16 kernel (pure tensor reshapes, no special
+    instruction) succeeds for every quantised layer of the tiny model, vision tower included."""
+    import copy
+
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+
+    model = _load(tiny_models["qwen2_5_vl"], quantization="4bit")
+    layers = _linear4bit(model)
+    assert any("visual" in name for name, m in model.model.named_modules() if m in layers)
+    for layer in layers:
+        state = copy.deepcopy(layer.weight.quant_state)
+        packed, state = _convert_weight_packed_for_cpu(layer.weight.data.clone(), state)
+        assert state.packing_format_for_cpu and packed.shape == (layer.out_features, layer.in_features // 2)

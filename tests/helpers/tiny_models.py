@@ -58,8 +58,17 @@ def _byte_level_tokenizer(special_tokens: list[str], *, vocab_size: int = 400, *
     return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
 
 
+# bitsandbytes quantises every linear of the model, the vision tower's too. On a CPU with AVX512-BF16 it
+# repacks NF4 weights for its CPU kernel, which needs each quantised linear's input width to be a multiple
+# of its 64-weight block and its output width a multiple of 32; on other CPUs that path is never taken.
+# Every width below is a multiple of 64 so that both paths run (tests/contract/test_vision_model_contract.py).
+QUANT_BLOCK = 64
+
+
 def build_qwen2_5_vl(out: Path, *, hidden: int = 64) -> Path:
-    """Qwen2.5-VL with a text width of ``hidden`` (>= 64 so the 4-bit path can run on the CPU)."""
+    """Qwen2.5-VL with a text width of ``hidden`` (a multiple of 64 so the 4-bit path runs on any CPU)."""
+    if hidden % QUANT_BLOCK:
+        raise ValueError(f"hidden must be a multiple of {QUANT_BLOCK} (bitsandbytes' CPU packing)")
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -85,7 +94,8 @@ def build_qwen2_5_vl(out: Path, *, hidden: int = 64) -> Path:
             bos_token_id=ids["<|endoftext|>"],
         ),
         vision_config=dict(
-            depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+            depth=2, hidden_size=QUANT_BLOCK, intermediate_size=2 * QUANT_BLOCK, num_heads=2,
+            out_hidden_size=hidden,
             patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
             fullatt_block_indexes=[1],
         ),
