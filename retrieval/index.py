@@ -27,7 +27,14 @@ CLEAN_MARKER = "index.clean"
 
 
 def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+    """Bytes under ``path``. Chroma creates and removes files while it works (in the probe's child
+    process, at the same moment): a file listed and gone before its size is read counts as 0 bytes."""
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+    return total
 
 
 def probe(chroma_dir: Path, *, timeout: float = 120.0, max_bytes: int) -> str | None:
@@ -192,6 +199,34 @@ class VectorIndex:
         if self.client is not None:
             self.client.close()
         self.client, self.collections = None, {}
+
+
+class ExactIndex:
+    """Exact search over the vectors in the record, for a process that only reads (the CLI beside the
+    app): it never opens Chroma, whose local store belongs to the process that writes."""
+
+    url = None
+    repairs: tuple[str, ...] = ()
+
+    def __init__(self, records: Records):
+        self.records = records
+
+    def query(self, space: str, vector, n: int) -> list[tuple[str, float]]:
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32)
+        best: list[tuple[float, str]] = []
+        for ids, matrix in self.records.vectors(space):
+            similarity = matrix @ query
+            top = np.argsort(-similarity)[:n]
+            best = sorted([*best, *((float(similarity[i]), ids[i]) for i in top)], reverse=True)[:n]
+        return [(cid, score) for score, cid in best]
+
+    def size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
 
 
 def _first_line(exc: BaseException) -> str:

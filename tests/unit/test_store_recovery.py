@@ -143,3 +143,34 @@ def test_a_replaced_version_left_by_a_crash_goes_on_the_next_ingest(tmp_path, mo
         assert [d.doc_id != old for d in kb.documents()] == [True]
     finally:
         kb.close()
+
+
+def test_a_file_removed_while_the_index_is_measured_is_no_error(filled, monkeypatch):
+    """The crash probe measures the index while Chroma, opening it in a child process, creates and
+    removes ``chroma.sqlite3-journal``. A file listed and removed before its size was read made the
+    whole reopen fail with FileNotFoundError (CI, on a busy machine). The window, opened every time:
+    the listing is taken, the file removed, then the sizes are read."""
+    import os
+
+    from retrieval import index
+
+    data, count = filled
+    journal = data / "chroma" / "chroma.sqlite3-journal"
+    real_walk = os.walk
+
+    def walk_then_remove(top, *args, **kwargs):
+        journal.write_bytes(b"rollback journal")
+        listing = list(real_walk(top, *args, **kwargs))
+        journal.unlink()
+        yield from listing
+
+    monkeypatch.setattr(index.os, "walk", walk_then_remove)
+    assert index.directory_size(data / "chroma") > 0
+    assert index.probe(data / "chroma", max_bytes=10**9) is None
+    (data / "index.clean").unlink()  # as after a crash: reopening measures the index while probing it
+    kb = open_kb(data)
+    try:
+        assert not any(r.startswith("rebuilt") for r in kb.index.repairs)
+        assert_all_found(kb, count)
+    finally:
+        kb.close()
