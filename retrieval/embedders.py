@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -40,6 +41,7 @@ class TransformersEmbedder:
         self.processor = processor
         self.name = name
         self.batch_size = batch_size
+        self._lock = threading.Lock()  # a fast tokenizer refuses concurrent calls ("Already borrowed")
         self.dim = int(self.embed_texts(["dimension probe"]).shape[1])
 
     @classmethod
@@ -66,8 +68,9 @@ class TransformersEmbedder:
 
         # Padding to the model's full length is how SigLIP was trained and is harmless for CLIP,
         # whose pooling reads the first end-of-text token.
-        inputs = self.processor(text=texts, padding="max_length", truncation=True,
-                                max_length=self._max_text_length(), return_tensors="pt")
+        with self._lock:
+            inputs = self.processor(text=texts, padding="max_length", truncation=True,
+                                    max_length=self._max_text_length(), return_tensors="pt")
         with torch.inference_mode():
             out = self.model.get_text_features(**inputs.to(self.model.device))
         return _tensor(out)
@@ -75,7 +78,8 @@ class TransformersEmbedder:
     def _image_batch(self, images: list) -> np.ndarray:
         import torch
 
-        inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
+        with self._lock:
+            inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
         with torch.inference_mode():
             out = self.model.get_image_features(**inputs)
         return _tensor(out)
@@ -114,12 +118,18 @@ def _first_line(exc: BaseException) -> str:
 
 @runtime_checkable
 class TextEmbedder(Protocol):
-    """Passages and questions into one L2-normalised text space."""
+    """Passages and questions into one L2-normalised text space.
+
+    ``max_tokens`` is the window it reads (None: no bound); ``count_tokens`` says how much of it each
+    text fills, so chunks can be cut to fit instead of being truncated unseen."""
 
     name: str
     dim: int
+    max_tokens: int | None
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
 class TransformersTextEmbedder:
@@ -133,6 +143,9 @@ class TransformersTextEmbedder:
         self.batch_size = batch_size
         self.max_length = max_length
         self.dim = int(model.config.hidden_size)
+        positions = getattr(model.config, "max_position_embeddings", None) or max_length
+        self.max_tokens = min(max_length, positions, tokenizer.model_max_length or max_length)
+        self._lock = threading.Lock()  # a fast tokenizer refuses concurrent calls ("Already borrowed")
 
     @classmethod
     def from_pretrained(cls, checkpoint: str, *, device: str = "cpu") -> TransformersTextEmbedder:
@@ -149,11 +162,21 @@ class TransformersTextEmbedder:
         parts = [self._batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return normalise(np.concatenate(parts))
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, the model's special tokens included (what its window must hold)."""
+        counts = []
+        with self._lock:
+            for i in range(0, len(texts), 256):
+                ids = self.tokenizer(list(texts[i : i + 256]), add_special_tokens=True, truncation=False)["input_ids"]
+                counts.extend(len(row) for row in ids)
+        return counts
+
     def _batch(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="pt").to(self.model.device)
+        with self._lock:
+            inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                                    return_tensors="pt").to(self.model.device)
         with torch.inference_mode():
             hidden = self.model(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)

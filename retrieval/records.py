@@ -8,6 +8,7 @@ crash leaves either the whole document or none of it.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.lexical import VERSION as LEXICAL_VERSION
 from retrieval.lexical import query_terms, tokens
 from retrieval.types import Chunk, DocumentInfo
 
@@ -45,24 +47,75 @@ class Entry:
 
 
 class Records:
-    def __init__(self, path: Path):
+    """One writer connection, used under ``write_lock``, and one reader connection per thread (WAL lets
+    readers run beside the writer and each other). ``readonly`` opens no writer at all: another process
+    (the app) may own the writes, and this one (the CLI) only reads what has been committed."""
+
+    def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # an acknowledged document survives power loss
-        self.db.executescript(SCHEMA)
+        self.readonly = readonly
+        self.write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self.reindexed = 0  # chunks re-tokenized on open because the BM25 scheme changed
+        self.db = None if readonly else self._connect(write=True)
+        if self.db is not None:
+            self.db.executescript(SCHEMA)
+            self._reindex_lexical_if_stale()
+
+    def _connect(self, *, write: bool) -> sqlite3.Connection:
+        target = str(self.path) if write else f"{self.path.resolve().as_uri()}?mode=ro"
+        db = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=30, uri=not write)
+        if write:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an acknowledged document survives power loss
+            db.execute("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left in free pages
+        else:
+            db.execute("PRAGMA query_only=ON")
+        return db
+
+    @property
+    def read(self) -> sqlite3.Connection:
+        """This thread's reader connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect(write=False)
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
 
     def close(self) -> None:
-        self.db.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for db in readers:
+            db.close()
+        if self.db is not None:
+            with self.write_lock:
+                self.db.close()
+
+    def _reindex_lexical_if_stale(self) -> None:
+        """Rebuild the BM25 index from the chunks when it was made by another tokenizer version."""
+        if self.get_meta("lexical_version") == LEXICAL_VERSION:
+            return
+        with self._transaction():
+            rows = self.db.execute("SELECT l.chunk_id, c.text FROM lexical l JOIN chunks c ON c.id = l.chunk_id"
+                                   ).fetchall()
+            self.db.execute("DELETE FROM lexical")
+            self.db.executemany("INSERT INTO lexical VALUES (?, ?)",
+                                ((cid, " ".join(tokens(text))) for cid, text in rows))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_version', ?)", (LEXICAL_VERSION,))
+        self.reindexed = len(rows)
 
     # -- meta -----------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = (self.db or self.read).execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self.write_lock:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -81,7 +134,7 @@ class Records:
                     self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, " ".join(tokens(c.text))))
 
     def chunk_ids(self, doc_id: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        return [r[0] for r in self.read.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
 
     def delete_document(self, doc_id: str) -> list[str]:
         """Remove a document and everything it produced; return its chunk ids."""
@@ -95,21 +148,21 @@ class Records:
         return ids
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.write_lock)
 
     # -- reads ----------------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> DocumentInfo | None:
-        row = self.db.execute("SELECT doc_id, source, kind, chunks FROM documents WHERE doc_id = ?",
+        row = self.read.execute("SELECT doc_id, source, kind, chunks FROM documents WHERE doc_id = ?",
                               (doc_id,)).fetchone()
         return DocumentInfo(*row) if row else None
 
     def documents(self) -> list[DocumentInfo]:
-        rows = self.db.execute("SELECT doc_id, source, kind, chunks FROM documents ORDER BY source")
+        rows = self.read.execute("SELECT doc_id, source, kind, chunks FROM documents ORDER BY source")
         return [DocumentInfo(*r) for r in rows]
 
     def doc_ids_for(self, source: str) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))}
+        return {r[0] for r in self.read.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))}
 
     def chunks(self, ids: Iterable[str]) -> dict[str, Chunk]:
         ids = list(ids)
@@ -117,27 +170,27 @@ class Records:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            rows = self.db.execute(
+            rows = self.read.execute(
                 "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
                 f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
             out.update({r[0]: Chunk(*r) for r in rows})
         return out
 
     def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self.read.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
     def vector_ids(self, space: str) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT chunk_id FROM vectors WHERE space = ?", (space,))}
+        return {r[0] for r in self.read.execute("SELECT chunk_id FROM vectors WHERE space = ?", (space,))}
 
     def vectors(self, space: str, ids: Iterable[str] | None = None,
                 batch: int = 2048) -> Iterator[tuple[list[str], np.ndarray]]:
         """(ids, matrix) batches of one space's vectors, all of them or those of ``ids``."""
         if ids is None:
-            cursor = self.db.execute("SELECT chunk_id, vector FROM vectors WHERE space = ?", (space,))
+            cursor = self.read.execute("SELECT chunk_id, vector FROM vectors WHERE space = ?", (space,))
             rows = iter(cursor)
         else:
             wanted = list(ids)
-            rows = (r for start in range(0, len(wanted), 500) for r in self.db.execute(
+            rows = (r for start in range(0, len(wanted), 500) for r in self.read.execute(
                 f"SELECT chunk_id, vector FROM vectors WHERE space = ? AND chunk_id IN "
                 f"({','.join('?' * len(wanted[start:start + 500]))})", (space, *wanted[start:start + 500])))
         while chunk := [r for _, r in zip(range(batch), rows)]:
@@ -150,25 +203,36 @@ class Records:
         if not terms:
             return []
         marks = ",".join("?" * len(terms))
-        df = dict(self.db.execute(f"SELECT term, doc FROM lexical_vocab WHERE term IN ({marks})", terms))
+        df = dict(self.read.execute(f"SELECT term, doc FROM lexical_vocab WHERE term IN ({marks})", terms))
         terms = [t for t in terms if t in df]  # a token no chunk has cannot match
         if not terms:
             return []
         limit = max(self.count() * max_share, 1)
         rare = [t for t in terms if df[t] <= limit] or sorted(terms, key=df.get)[:2]
         query = " OR ".join('"' + t.replace('"', "") + '"' for t in rare)
-        rows = self.db.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
+        rows = self.read.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
                                "ORDER BY bm25(lexical) LIMIT ?", (query, k))
         return [(r[0], -float(r[1])) for r in rows]
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
+    """``BEGIN IMMEDIATE`` on the writer connection, under the write lock (one writer thread at a time)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
         self.db = db
+        self.lock = lock
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, exc_type, exc, tb):
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        try:
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.lock.release()
         return False

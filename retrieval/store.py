@@ -9,10 +9,17 @@
   and the rankings are fused by reciprocal rank fusion. A hit's ``score`` is its best cosine similarity
   to the query, which the caller's relevance threshold compares against.
 
-One process writes at a time. With a local index a file lock is held while the knowledge base is open.
-With the index in a Chroma server (``chroma_url``) several processes (app replicas, the CLI) open the
-same data directory at once: they read freely (SQLite in WAL mode, the server), and each write (ingest,
-delete, the consistency check on open) takes the same lock for its duration, waiting for another's.
+Concurrency. Inside a process, threads (Gradio's handlers: chat, ingest, delete, search) share one
+``KnowledgeBase``: every write (the index and the record together) runs under one lock, the slow parts of
+an ingest (parsing, OCR, embedding) outside it; reads use a SQLite connection per thread and never wait
+for a write; parsing and OCR go to a pool of worker processes whose replies cannot be confused.
+
+Between processes, one writes at a time. With a local index a file lock is held while the knowledge base
+is open for writing; another process can still open it read-only (``open_reader``: the CLI's ``docs``,
+``search`` and ``ask`` beside the app), reading the committed record with exact vector search. With the
+index in a Chroma server (``chroma_url``) several processes (app replicas, the CLI) open the same data
+directory at once: they read freely (SQLite in WAL mode, the server), and each write (ingest, delete, the
+consistency check on open) takes the same lock for its duration, waiting for another's.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,10 +46,10 @@ from retrieval.errors import (
     StoreTooLargeError,
 )
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.index import CLEAN_MARKER, VectorIndex
+from retrieval.index import CLEAN_MARKER, ExactIndex, VectorIndex
 from retrieval.records import Entry, Records
 from retrieval.types import Chunk, DocumentInfo, Hit, IngestReport
-from retrieval.worker import ParseWorker
+from retrieval.worker import ParsePool
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -56,8 +65,10 @@ class KnowledgeBase:
                  text_embedder: TextEmbedder | None, parser, *, chunk_size: int = 800,
                  chunk_overlap: int = 100, ocr: bool = True, max_pages: int = 1000,
                  max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True, shared: bool = False,
-                 write_wait: float = 600.0):
+                 write_wait: float = 600.0, readonly: bool = False):
         self.data_dir = data_dir
+        self.readonly = readonly  # opened beside another process's writer: reads only
+        self._write = threading.RLock()  # one writing thread at a time in this process
         self.shared = shared  # the index is a Chroma server; the lock is taken per write
         self.write_wait = write_wait
         self.files_dir = data_dir / "files"
@@ -94,7 +105,7 @@ class KnowledgeBase:
             index.open(records, clean=shared or marker.exists())
             if not shared:
                 marker.unlink(missing_ok=True)  # written back by close(): its absence means a crash
-            kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParseWorker(),
+            kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParsePool(),
                      max_store_bytes=max_store_bytes, shared=shared, write_wait=write_wait, **options)
             kb.remove_orphan_files()
         except BaseException:
@@ -104,22 +115,56 @@ class KnowledgeBase:
             lock.release()  # from here on, taken per write
         return kb
 
+    @classmethod
+    def open_reader(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
+                    parser=None, **options) -> KnowledgeBase:
+        """Open for reading only, beside a process that writes (the app): no lock is taken and nothing is
+        written; search is exact, over the vectors in the committed record."""
+        data_dir = Path(data_dir)
+        if not (data_dir / "records.sqlite3").exists():
+            raise DocumentNotFoundError(f"There is no knowledge base in {data_dir} yet; ingest documents first.")
+        records = Records(data_dir / "records.sqlite3", readonly=True)
+        try:
+            _check_embedders(records, embedder, text_embedder, data_dir)
+        except BaseException:
+            records.close()
+            raise
+        return cls(data_dir, records, ExactIndex(records), None, embedder, text_embedder,
+                   parser or ParsePool(size=1), readonly=True, **options)
+
+    @classmethod
+    def open_for(cls, data_dir: Path, embedder: Embedder | None, *, write: bool, **options) -> KnowledgeBase:
+        """Open to write (taking the lock), or to read: beside a writer when another process has it."""
+        if write:
+            return cls.open(data_dir, embedder, **options)
+        try:
+            return cls.open(data_dir, embedder, **options)
+        except KnowledgeBaseBusyError:
+            log.info("the knowledge base in %s is open in another process; reading its record", data_dir)
+            keep = {"text_embedder", "parser", "chunk_size", "chunk_overlap", "ocr", "max_pages"}
+            return cls.open_reader(data_dir, embedder, **{k: v for k, v in options.items() if k in keep})
+
     @contextlib.contextmanager
     def _writing(self):
-        """A write: with a shared index, under the lock (waiting up to ``write_wait`` for another
-        process's write); locally the lock is already held for the whole session."""
-        if not self.shared:
-            yield
-            return
-        _acquire(self.lock, self.data_dir, self.write_wait, True)
-        try:
-            yield
-        finally:
-            self.lock.release()
+        """A write: one thread at a time here; with a shared index also under the file lock (waiting up to
+        ``write_wait`` for another process's write); locally the file lock is held for the whole session."""
+        if self.readonly:
+            raise KnowledgeBaseBusyError(
+                f"The knowledge base in {self.data_dir} is open for writing in another process (the app?), "
+                "so this one may only read it. Add or delete documents there, or stop it first.")
+        with self._write:
+            if not self.shared:
+                yield
+                return
+            _acquire(self.lock, self.data_dir, self.write_wait, True)
+            try:
+                yield
+            finally:
+                self.lock.release()
 
     def remove_orphan_files(self) -> int:
         """Thumbnails written for a document whose ingest never committed (a crash) are removed."""
-        known = {Path(t).name for (t,) in self.records.db.execute(
+        known = {Path(t).name for (t,) in self.records.read.execute(
             "SELECT thumbnail FROM chunks WHERE thumbnail IS NOT NULL")}
         orphans = [f for f in self.files_dir.iterdir() if f.is_file() and f.name not in known]
         for f in orphans:
@@ -127,15 +172,21 @@ class KnowledgeBase:
         return len(orphans)
 
     def close(self) -> None:
-        if self.records is None:
-            return
-        self.parser.close()
-        self.index.close()
-        self.records.close()
-        self.records = None
-        if not self.shared:
-            (self.data_dir / CLEAN_MARKER).touch()
-            self.lock.release()
+        """Close cleanly (the next open skips the crash probe); waits for a write in progress."""
+        with self._write:
+            if self.records is None:
+                return
+            self.parser.close()
+            self.index.close()
+            self.records.close()
+            self.records = None
+            if not (self.shared or self.readonly):
+                (self.data_dir / CLEAN_MARKER).touch()
+                self.lock.release()
+
+    @property
+    def closed(self) -> bool:
+        return self.records is None
 
     # -- ingest ---------------------------------------------------------------------------------
 
@@ -161,8 +212,10 @@ class KnowledgeBase:
         path = Path(path)
         source = source or str(path.resolve())
         try:
-            with self._writing():
-                return self._ingest(path, source, progress or (lambda stage: None))
+            if self.readonly:
+                with self._writing():
+                    pass  # raises: this process may only read
+            return self._ingest(path, source, progress or (lambda stage: None))
         except (StoreTooLargeError, KnowledgeBaseBusyError):
             raise
         except RetrievalError as exc:
@@ -171,15 +224,12 @@ class KnowledgeBase:
             return IngestReport(source=source, status="failed", error=f"{path.name}: {exc.strerror or exc}")
 
     def _ingest(self, path: Path, source: str, stage: Callable[[str], None]) -> IngestReport:
-        doc_id = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-        existing = self.records.doc_ids_for(source)
-        if (known := self.records.document(doc_id)) is not None:
-            for old in existing - {doc_id}:  # an older version a crash left behind after its replacement
-                self.delete(old)
-            return IngestReport(source=source, status="unchanged", doc_id=doc_id, chunks=known.chunks)
-        if self.index.size() > self.max_store_bytes:
-            raise StoreTooLargeError(f"The vector index is over its size guard ({self.max_store_bytes / 1e9:.1f} "
-                                     "GB); nothing more is added. Raise ASSISTANT_RETRIEVAL__MAX_STORE_GB.")
+        """Parse, OCR and embed without holding the write lock (searches and other ingests go on); then
+        store under it, checking again what another thread may have stored meanwhile."""
+        doc_id = file_digest(path)
+        if (report := self._unchanged(doc_id, source)) is not None:
+            return report
+        self._check_size()
         stage("parse")
         parsed = self.parser.parse(path, self.options)
         if parsed.ocr_requests:
@@ -187,19 +237,47 @@ class KnowledgeBase:
             parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name))
         stage("embed")
         entries = self._entries(parsed, doc_id, source)
-        if not entries:
-            raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
-        stage("store")
-        for space in ("cross", "text"):
-            with_space = [e for e in entries if space in e.vectors]
-            if with_space:
-                self.index.add(space, [e.chunk.id for e in with_space],
-                               np.stack([e.vectors[space] for e in with_space]))
-        self.records.add_document(doc_id, source, parsed.kind, entries)  # the acknowledgement
-        for old in existing - {doc_id}:  # a changed file replaces its earlier version
-            self.delete(old)
+        try:
+            if not entries:
+                raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
+            stage("store")
+            return self._store(doc_id, source, parsed.kind, entries)
+        except BaseException:
+            if self.records is not None and self.records.document(doc_id) is None:
+                for e in entries:  # thumbnails of a document that was not stored
+                    if e.chunk.thumbnail:
+                        Path(e.chunk.thumbnail).unlink(missing_ok=True)
+            raise
+
+    def _store(self, doc_id: str, source: str, kind: str, entries: list[Entry]) -> IngestReport:
+        with self._writing():
+            if (report := self._unchanged(doc_id, source)) is not None:
+                return report
+            self._check_size()
+            existing = self.records.doc_ids_for(source)
+            for space in ("cross", "text"):
+                with_space = [e for e in entries if space in e.vectors]
+                if with_space:
+                    self.index.add(space, [e.chunk.id for e in with_space],
+                                   np.stack([e.vectors[space] for e in with_space]))
+            self.records.add_document(doc_id, source, kind, entries)  # the acknowledgement
+            for old in existing - {doc_id}:  # a changed file replaces its earlier version
+                self.delete(old)
         return IngestReport(source=source, status="replaced" if existing else "added", doc_id=doc_id,
                             chunks=len(entries))
+
+    def _unchanged(self, doc_id: str, source: str) -> IngestReport | None:
+        if (known := self.records.document(doc_id)) is None:
+            return None
+        with self._writing():
+            for old in self.records.doc_ids_for(source) - {doc_id}:  # an older version a crash left behind
+                self.delete(old)
+        return IngestReport(source=source, status="unchanged", doc_id=doc_id, chunks=known.chunks)
+
+    def _check_size(self) -> None:
+        if self.index.size() > self.max_store_bytes:
+            raise StoreTooLargeError(f"The vector index is over its size guard ({self.max_store_bytes / 1e9:.1f} "
+                                     "GB); nothing more is added. Raise ASSISTANT_RETRIEVAL__MAX_STORE_GB.")
 
     def _entries(self, parsed: loaders.Parsed, doc_id: str, source: str) -> list[Entry]:
         page_thumbs = {}
@@ -217,7 +295,9 @@ class KnowledgeBase:
             captions = self._embed(self.text_embedder, [p.caption for p in parsed.pictures])
             entries = [Entry(e.chunk, _vectors(cross=v, text=c if p.caption else None), e.lexical)
                        for e, p, v, c in zip(entries, parsed.pictures, images, captions)]
-        passages = split_passages(parsed.passages, self.chunk_size, self.chunk_overlap)
+        passages = split_passages(parsed.passages, self.chunk_size, self.chunk_overlap,
+                                  max_tokens=getattr(self.text_embedder, "max_tokens", None),
+                                  count_tokens=getattr(self.text_embedder, "count_tokens", None))
         texts = [Entry(Chunk(_chunk_id(doc_id, f"text{i}", p.text), doc_id, source, "text", p.text,
                              p.locator, page_thumbs.get(p.page)), {}) for i, p in enumerate(passages)]
         heads = self._embed(self.embedder, [e.chunk.text[:HEAD_CHARS] for e in texts])
@@ -232,8 +312,11 @@ class KnowledgeBase:
         return list(embedder.embed_images(items) if images else embedder.embed_texts(items))
 
     def _save_thumbnail(self, image: Image, chunk_id: str) -> str:
+        """Written whole, then renamed: a concurrent reader or a crash never sees half a thumbnail."""
         target = self.files_dir / f"{chunk_id}.jpg"
-        loaders.thumbnail(image).save(target, "JPEG", quality=85)
+        partial = self.files_dir / f".{chunk_id}.{threading.get_ident()}.part"
+        loaders.thumbnail(image).save(partial, "JPEG", quality=85)
+        os.replace(partial, target)
         return str(target)
 
     # -- query ----------------------------------------------------------------------------------
@@ -322,6 +405,12 @@ def _acquire(lock, data_dir: Path, wait: float, shared: bool) -> None:
             f"The knowledge base in {data_dir} is open in another process (the app or another command). "
             "Stop that process, point ASSISTANT_DATA_DIR at another folder, or share it through a Chroma "
             "server (ASSISTANT_RETRIEVAL__CHROMA_URL).") from None
+
+
+def file_digest(path: Path) -> str:
+    """A document's id: the hash of its bytes, read in blocks (a large upload is never held whole)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:32]
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:

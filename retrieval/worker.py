@@ -1,9 +1,17 @@
 """Parse files in a separate process with a memory ceiling and a time limit, so a decompression bomb, a
-hostile PDF or a parser bug costs one file an error, never the application."""
+hostile PDF or a parser bug costs one file an error, never the application.
+
+Threads share workers safely: a ``ParseWorker`` serves one request at a time (a lock) and every reply
+carries its request's id, so one thread can never receive another's result; a ``ParsePool`` keeps a few
+workers, so a chat's OCR does not wait behind a long PDF being ingested.
+"""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
+import queue
+import threading
 from pathlib import Path
 
 from retrieval.errors import RetrievalError, UnreadableFileError
@@ -24,22 +32,22 @@ def _serve(conn, memory_bytes: int) -> None:
             return
         if job is None:
             return
-        kind, payload, options = job
+        request, kind, payload, options = job
         path = payload if kind == "parse" else "image"
         try:
             if kind == "parse":
-                conn.send(("ok", parse(Path(payload), options)))
+                conn.send((request, "ok", parse(Path(payload), options)))
             else:
                 from retrieval.ocr import read_text
 
-                conn.send(("ok", [read_text(image) for image in payload]))
+                conn.send((request, "ok", [read_text(image) for image in payload]))
         except RetrievalError as exc:
-            conn.send(("error", type(exc).__name__, str(exc)))
+            conn.send((request, "error", type(exc).__name__, str(exc)))
         except MemoryError:
-            conn.send(("error", "UnreadableFileError", f"{Path(path).name}: parsing needed more memory "
-                       f"than the {memory_bytes / 2**30:.0f} GiB allowed"))
+            conn.send((request, "error", "UnreadableFileError", f"{Path(path).name}: parsing needed more "
+                       f"memory than the {memory_bytes / 2**30:.0f} GiB allowed"))
         except Exception as exc:  # noqa: BLE001  a parser bug on one file must not stop the batch
-            conn.send(("error", "UnreadableFileError", f"{Path(path).name}: could not be parsed "
+            conn.send((request, "error", "UnreadableFileError", f"{Path(path).name}: could not be parsed "
                        f"({type(exc).__name__}: {exc})"))
 
 
@@ -51,6 +59,8 @@ class ParseWorker:
         self.memory_bytes = memory_bytes
         self._process = None
         self._conn = None
+        self._lock = threading.Lock()  # one request in flight per worker
+        self._requests = itertools.count(1)
 
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return self._call("parse", str(path), options, path.name)
@@ -60,31 +70,39 @@ class ParseWorker:
         return self._call("ocr", images, None, name) if images else []
 
     def _call(self, kind: str, payload, options, name: str):
+        with self._lock:
+            request = next(self._requests)
+            reply = self._exchange((request, kind, payload, options), name, kind)
+        if reply[0] != request:  # cannot happen under the lock; if it ever does, never hand it on
+            raise RetrievalError(f"{name}: the parser answered another request; please try again")
+        if reply[1] == "ok":
+            return reply[2]
+        from retrieval import errors
+
+        raise getattr(errors, reply[2], UnreadableFileError)(reply[3])
+
+    def _exchange(self, job: tuple, name: str, kind: str) -> tuple:
         self._ensure()
-        self._conn.send((kind, payload, options))
+        self._conn.send(job)
         if not self._conn.poll(self.timeout):
             self._kill()
             raise UnreadableFileError(f"{name}: {kind} took longer than {self.timeout:.0f} s and was stopped")
         try:
-            reply = self._conn.recv()
+            return self._conn.recv()
         except (EOFError, ConnectionError, OSError):
             self._kill()
             raise UnreadableFileError(f"{name}: the parser crashed on this file (out of memory or a "
                                       "corrupt file)") from None
-        if reply[0] == "ok":
-            return reply[1]
-        from retrieval import errors
-
-        raise getattr(errors, reply[1], UnreadableFileError)(reply[2])
 
     def close(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            self._process.join(2)
-        self._kill()
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                try:
+                    self._conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+                self._process.join(2)
+            self._kill()
 
     def _ensure(self) -> None:
         if self._process is not None and self._process.is_alive():
@@ -103,6 +121,33 @@ class ParseWorker:
                 self._process.kill()
             self._process.join(5)
         self._process, self._conn = None, None
+
+
+class ParsePool:
+    """Several ``ParseWorker`` processes; each request takes an idle one (started on first use)."""
+
+    def __init__(self, size: int = 2, **worker_options):
+        self.workers = [ParseWorker(**worker_options) for _ in range(max(size, 1))]
+        self._idle: queue.SimpleQueue[ParseWorker] = queue.SimpleQueue()
+        for worker in self.workers:
+            self._idle.put(worker)
+
+    def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
+        return self._with_worker(lambda w: w.parse(path, options))
+
+    def ocr(self, images: list, name: str) -> list[str]:
+        return self._with_worker(lambda w: w.ocr(images, name)) if images else []
+
+    def _with_worker(self, call):
+        worker = self._idle.get()
+        try:
+            return call(worker)
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
 
 
 class InProcessParser:

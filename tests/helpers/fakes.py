@@ -41,6 +41,9 @@ class ScriptedModel:
             self.closed.set()
 
 
+_TOKENS = re.compile(r"[\u3400-\u9fff]|[^\W\u3400-\u9fff]+|[^\w\s]")
+
+
 class HashingEmbedder:
     """Deterministic bag-of-words hashing for text; a colour histogram, hashed, for images.
 
@@ -48,9 +51,13 @@ class HashingEmbedder:
     the last 8 dimensions and text the others, so a text query never ranks an image by accident.
     """
 
-    def __init__(self, dim: int = 256, name: str = "hashing-256"):
+    def __init__(self, dim: int = 256, name: str = "hashing-256", *, max_tokens: int | None = None):
         self.dim = dim
         self.name = name
+        self.max_tokens = max_tokens  # a window in "tokens": words, and each CJK character alone
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_TOKENS.findall(text)) for text in texts]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         rows = np.zeros((len(texts), self.dim), dtype=np.float32)
