@@ -1,8 +1,10 @@
 """Hugging Face Space entry point: the same app as ``python -m ui``, bound as a Space expects."""
 
+import atexit
 import os
 
 from assistant.composition import build_pipeline, configure_environment
+from assistant.lifecycle import stop_on_sigterm
 from assistant.settings import settings_or_exit
 
 settings = settings_or_exit()
@@ -12,7 +14,13 @@ configure_environment(settings)
 
 from ui.app import create_app, launch  # noqa: E402  (gradio after the environment is set)
 
-demo = create_app(build_pipeline(settings), settings)
+pipeline = build_pipeline(settings)
+atexit.register(pipeline.close)  # also when a host imports this module and serves ``demo`` itself
+demo = create_app(pipeline, settings)
 
 if __name__ == "__main__":
-    launch(demo, settings)
+    stop_on_sigterm()
+    try:
+        launch(demo, settings)
+    except KeyboardInterrupt:
+        pass

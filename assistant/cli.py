@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,26 +41,59 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = parser().parse_args(argv)
     settings = settings or settings_or_exit()
     from assistant.composition import configure_environment
+    from assistant.lifecycle import stop_on_sigterm
 
     configure_environment(settings)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    stop_on_sigterm()  # a stopped ingest closes the knowledge base as Ctrl-C does
+    session = Session(settings)
     try:
-        return COMMANDS[args.command](args, settings)
+        return COMMANDS[args.command](args, session)
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    finally:
+        session.close()
 
 
-def _knowledge(settings: Settings):
-    from assistant.composition import build_knowledge
+class Session:
+    """Builds only what a command needs, and closes all of it when the command ends (threads joined,
+    the knowledge base closed cleanly)."""
 
-    return build_knowledge(settings)
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.built: list = []
+
+    def knowledge(self, *, write: bool):
+        """Writes take the knowledge base (waiting their turn behind another process's write when it is
+        shared); reads open it beside the app if the app has it."""
+        from assistant.composition import build_knowledge
+
+        return self._keep(build_knowledge(self.settings, write=write))
+
+    def pipeline(self, *, knowledge: bool):
+        from assistant.composition import build_pipeline
+
+        return self._keep(build_pipeline(self.settings, knowledge=knowledge, write=False))
+
+    def _keep(self, component):
+        self.built.append(component)
+        return component
+
+    def close(self) -> None:
+        from assistant.lifecycle import close_all
+
+        close_all(self.built)
 
 
-def cmd_ingest(args, settings: Settings) -> int:
+def cmd_ingest(args, session: Session) -> int:
     def progress(fraction: float, stage: str) -> None:
         print(f"[{fraction:4.0%}] {stage}", file=sys.stderr, flush=True)
 
-    reports = _knowledge(settings).ingest(args.paths, progress=progress)
+    reports = session.knowledge(write=True).ingest(args.paths, progress=progress)
     for r in reports:
         detail = r.error if r.status == "failed" else f"{r.chunks} chunks"
         print(f"{r.status:9} {r.source}: {detail}")
@@ -68,11 +102,11 @@ def cmd_ingest(args, settings: Settings) -> int:
     return 0 if ok else 1
 
 
-def cmd_search(args, settings: Settings) -> int:
+def cmd_search(args, session: Session) -> int:
     if not args.text and not args.image:
         print("error: give search text, --image, or both", file=sys.stderr)
         return 2
-    hits = _knowledge(settings).search(args.text, args.image, k=args.k or settings.retrieval.k)
+    hits = session.knowledge(write=False).search(args.text, args.image, k=args.k or session.settings.retrieval.k)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -82,12 +116,12 @@ def cmd_search(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_ask(args, settings: Settings) -> int:
-    from assistant.composition import build_pipeline
+def cmd_ask(args, session: Session) -> int:
     from assistant.pipeline import Completed, Retrieved, Token
     from assistant.types import ChatRequest, GenerationParams
 
-    pipeline = build_pipeline(settings)
+    settings = session.settings
+    pipeline = session.pipeline(knowledge=not args.no_knowledge)
     params = GenerationParams(settings.model.max_new_tokens, settings.model.temperature)
     request = ChatRequest(args.text, tuple(args.image), params=params, use_knowledge=not args.no_knowledge)
     sources = ()
@@ -106,22 +140,23 @@ def cmd_ask(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_docs(args, settings: Settings) -> int:
-    docs = _knowledge(settings).documents()
+def cmd_docs(args, session: Session) -> int:
+    docs = session.knowledge(write=False).documents()
     for d in docs:
         print(f"{d.doc_id}  {d.kind:5}  {d.chunks:4} chunks  {d.source}")
     print(f"{len(docs)} documents")
     return 0
 
 
-def cmd_delete(args, settings: Settings) -> int:
-    info = _knowledge(settings).delete(args.doc_id)
+def cmd_delete(args, session: Session) -> int:
+    info = session.knowledge(write=True).delete(args.doc_id)
     print(f"deleted {info.source} ({info.chunks} chunks)")
     return 0
 
 
-def cmd_download(args, settings: Settings) -> int:
+def cmd_download(args, session: Session) -> int:
     """Fetch models ahead of time, for machines that will run without network (air-gapped sites)."""
+    settings = session.settings
     from huggingface_hub import snapshot_download
 
     from assistant.composition import default_checkpoint
@@ -140,10 +175,10 @@ def cmd_download(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_eval(args, settings: Settings) -> int:
+def cmd_eval(args, session: Session) -> int:
     from assistant.evaluation import evaluate, table
 
-    result = evaluate(args.file, settings)
+    result = evaluate(args.file, session.settings)
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else table(result))
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 
@@ -49,11 +48,12 @@ def build_model(settings: Settings):
         return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels,
                                                        max_context_tokens=s.max_context_tokens)
 
-    return LazyModel(s.checkpoint or "default model", Background("model", load))
+    return LazyModel(s.checkpoint or "default model", Background("model", load, close=lambda m: m.close()))
 
 
-def open_knowledge_base(settings: Settings):
-    """Load the embedders and open the knowledge base (raises ``RetrievalError``)."""
+def open_knowledge_base(settings: Settings, *, write: bool = True):
+    """Load the embedders and open the knowledge base (raises ``RetrievalError``). Without ``write`` it
+    is opened beside the process that writes it, if one has it open (the CLI's reads beside the app)."""
     from retrieval.embedders import TransformersEmbedder, TransformersTextEmbedder
     from retrieval.store import KnowledgeBase
 
@@ -61,32 +61,34 @@ def open_knowledge_base(settings: Settings):
     _import_transformers()
     embedder = TransformersEmbedder.from_pretrained(r.embedder) if r.embedder else None
     text_embedder = TransformersTextEmbedder.from_pretrained(r.text_embedder) if r.text_embedder else None
-    kb = KnowledgeBase.open(settings.data_dir, embedder, text_embedder=text_embedder, collection=r.collection,
-                            ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
-                            chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr,
-                            max_pages=r.max_pages, chroma_url=r.chroma_url or None)
-    atexit.register(kb.close)  # a clean close spares the next start its health probe
-    return kb
+    return KnowledgeBase.open_for(settings.data_dir, embedder, write=write, text_embedder=text_embedder,
+                                  collection=r.collection, ef_search=r.ef_search,
+                                  max_store_bytes=int(r.max_store_gb * 1e9), chunk_size=r.chunk_size,
+                                  chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
+                                  chroma_url=r.chroma_url or None)
 
 
-def build_knowledge(settings: Settings) -> Knowledge:
+def build_knowledge(settings: Settings, *, write: bool = True) -> Knowledge:
+    from retrieval.store import KnowledgeBase
+
     def load():
         with translated_errors():
-            return open_knowledge_base(settings)
+            return open_knowledge_base(settings, write=write)
 
-    return Knowledge(Background("knowledge base", load), max_pixels=settings.model.max_pixels)
+    loader = Background("knowledge base", load, close=KnowledgeBase.close)
+    return Knowledge(loader, max_pixels=settings.model.max_pixels)
 
 
-def build_pipeline(settings: Settings, *, start: bool = True) -> AnswerPipeline:
-    """The whole assistant. With ``start`` the model and knowledge base begin loading in the background."""
+def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = True,
+                   write: bool = True) -> AnswerPipeline:
+    """The whole assistant, or as much of it as a command needs (``knowledge=False``: no knowledge base;
+    ``write=False``: read it only). With ``start`` every component begins loading in the background;
+    ``close()`` on the pipeline ends them all."""
     model = build_model(settings)
-    knowledge = build_knowledge(settings) if settings.retrieval.enabled else None
-    if start and hasattr(model, "start"):
-        model.start()
-        if knowledge is not None:
-            knowledge.start()
+    kb = build_knowledge(settings, write=write) if knowledge and settings.retrieval.enabled else None
     r = settings.retrieval
-    return AnswerPipeline(model, knowledge, k=r.k, min_score=r.min_score, strict=r.strict)
+    pipeline = AnswerPipeline(model, kb, k=r.k, min_score=r.min_score, strict=r.strict)
+    return pipeline.start() if start else pipeline
 
 
 def _import_transformers() -> None:

@@ -32,7 +32,7 @@ class Knowledge:
     @classmethod
     def ready(cls, kb: KnowledgeBase) -> Knowledge:
         """Wrap an already open knowledge base (tests, the CLI)."""
-        loader = Background("knowledge base", lambda: kb)
+        loader = Background("knowledge base", lambda: kb, close=KnowledgeBase.close)
         loader.get()
         return cls(loader)
 
@@ -42,6 +42,10 @@ class Knowledge:
 
     def status(self) -> LoadStatus:
         return self.loader.status()
+
+    def close(self) -> None:
+        """Wait for a load in progress, then close the knowledge base cleanly (no crash probe next time)."""
+        self.loader.close()
 
     def _kb(self) -> KnowledgeBase:
         with translated_errors():

@@ -13,7 +13,7 @@ from typing import Generic, Literal, TypeVar
 from assistant.errors import AssistantError
 
 T = TypeVar("T")
-State = Literal["idle", "loading", "ready", "failed"]
+State = Literal["idle", "loading", "ready", "failed", "closed"]
 log = logging.getLogger(__name__)
 
 
@@ -25,26 +25,44 @@ class LoadStatus:
 
 
 class Background(Generic[T]):
-    def __init__(self, label: str, factory: Callable[[], T]):
+    def __init__(self, label: str, factory: Callable[[], T], *, close: Callable[[T], None] | None = None):
         self.label = label
         self._factory = factory
+        self._close = close  # releases a loaded value
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._state: State = "idle"
         self._value: T | None = None
         self._error: AssistantError | None = None
         self._started_at = 0.0
+        self._thread: threading.Thread | None = None
 
     def start(self) -> Background[T]:
         with self._lock:
             if self._state != "idle":
                 return self
             self._state, self._started_at = "loading", time.monotonic()
-        threading.Thread(target=self._run, name=f"load-{self.label}", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name=f"load-{self.label}", daemon=True)
+            self._thread.start()
         return self
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait for a load in progress (a thread left loading at interpreter exit can abort the process),
+        then close what it loaded, if it has ``close``. Nothing is started by closing."""
+        with self._lock:
+            thread, self._state = self._thread, "closed" if self._state == "idle" else self._state
+        if thread is not None:
+            thread.join(timeout)
+        value, self._value = self._value, None
+        if self._state == "ready":
+            self._state = "closed"
+        if value is not None and self._close is not None:
+            self._close(value)
 
     def get(self, timeout: float | None = None) -> T:
         """The loaded value; waits for it. Raises the load's ``AssistantError`` if it failed."""
+        if self._state == "closed":
+            raise AssistantError(f"The {self.label} has been closed (the app is shutting down).")
         self.start()
         if not self._done.wait(timeout):
             raise TimeoutError(f"{self.label} is still loading")

@@ -17,6 +17,7 @@ from assistant.errors import InputError, KnowledgeError
 from assistant.grounding import DRAW_MAX_PIXELS, draw_boxes, parse_boxes
 from assistant.images import load_image
 from assistant.knowledge import Knowledge
+from assistant.lifecycle import Component, close_all
 from assistant.loading import LoadStatus
 from assistant.models.base import VisionChatModel
 from assistant.types import ChatRequest, ChatTurn
@@ -138,15 +139,28 @@ class AnswerPipeline:
         if not boxes:
             return ()
         image = request.images[-1]
-        frame_of = getattr(self.model, "image_frame", None)
-        frame = (frame_of(image) if frame_of else None) or load_image(image, DRAW_MAX_PIXELS).size
+        frame = self.model.image_frame(image) if self.model.capabilities.grounding_frame else None
+        frame = frame or load_image(image, DRAW_MAX_PIXELS).size
         out_dir = self.annotations_dir or Path(tempfile.gettempdir()) / "assistant-annotations"
         out = out_dir / f"{uuid.uuid4().hex}.png"
         return (draw_boxes(image, boxes, frame, out),)
 
+    @property
+    def components(self) -> list[Component]:
+        return [c for c in (self.model, self.knowledge) if c is not None]
+
+    def start(self) -> AnswerPipeline:
+        """Begin loading every component in the background."""
+        for component in self.components:
+            component.start()
+        return self
+
     def status(self) -> list[LoadStatus]:
-        parts = [self.model, self.knowledge]
-        return [p.status() for p in parts if p is not None and hasattr(p, "status")]
+        return [c.status() for c in self.components]
+
+    def close(self) -> None:
+        """Close every component: loader threads are joined, the knowledge base is closed cleanly."""
+        close_all(self.components)
 
     def _retrieve(self, request: ChatRequest) -> _Retrieval:
         if self.knowledge is None or not request.use_knowledge:

@@ -153,6 +153,8 @@ class KnowledgeBase:
                 f"The knowledge base in {self.data_dir} is open for writing in another process (the app?), "
                 "so this one may only read it. Add or delete documents there, or stop it first.")
         with self._write:
+            if self.records is None:
+                raise RetrievalError("The knowledge base has been closed (the app is shutting down).")
             if not self.shared:
                 yield
                 return
@@ -392,19 +394,32 @@ class KnowledgeBase:
 
 
 def _acquire(lock, data_dir: Path, wait: float, shared: bool) -> None:
+    """Take the knowledge base's file lock. When another process has it and waiting is allowed, say so
+    (a CLI ingest would otherwise look hung), then wait."""
     from filelock import Timeout
 
     try:
-        lock.acquire(timeout=wait)
+        lock.acquire(timeout=0)
+        return
     except Timeout:
-        if shared:
-            raise KnowledgeBaseBusyError(
-                f"Another process has been writing to the knowledge base in {data_dir} for over {wait:.0f} s "
-                "(an ingest in another replica?); try again when it is done.") from None
+        pass
+    if wait > 0:
+        log.warning("Another process is writing to the knowledge base in %s; waiting up to %.0f s for its "
+                    "turn to end.", data_dir, wait)
+        try:
+            lock.acquire(timeout=wait)
+            return
+        except Timeout:
+            pass
+    if shared:
         raise KnowledgeBaseBusyError(
-            f"The knowledge base in {data_dir} is open in another process (the app or another command). "
-            "Stop that process, point ASSISTANT_DATA_DIR at another folder, or share it through a Chroma "
-            "server (ASSISTANT_RETRIEVAL__CHROMA_URL).") from None
+            f"Another process has been writing to the knowledge base in {data_dir} for over {wait:.0f} s "
+            "(an ingest in another replica?); try again when it is done.") from None
+    raise KnowledgeBaseBusyError(
+        f"The knowledge base in {data_dir} is open for writing in another process (the app or another "
+        "command); reading commands (docs, search, ask) work beside it. To add or delete documents, use "
+        "the app, stop it first, or share the knowledge base through a Chroma server "
+        "(ASSISTANT_RETRIEVAL__CHROMA_URL).") from None
 
 
 def file_digest(path: Path) -> str:
@@ -447,7 +462,8 @@ def _check_embedders(records: Records, embedder: Embedder | None, text_embedder:
     for key, value in wanted.items():
         stored = records.get_meta(key)
         if stored is None:
-            records.set_meta(key, value)
+            if not records.readonly:
+                records.set_meta(key, value)
         elif stored != value:
             name, _, dim = stored.partition("|")
             raise EmbedderMismatchError(

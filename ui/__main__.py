@@ -3,6 +3,7 @@
 import logging
 
 from assistant.composition import build_pipeline, configure_environment
+from assistant.lifecycle import stop_on_sigterm
 from assistant.settings import settings_or_exit
 
 
@@ -12,8 +13,15 @@ def main() -> None:
     configure_environment(settings)  # before gradio or transformers are imported
     from ui.app import create_app, launch
 
+    stop_on_sigterm()
     pipeline = build_pipeline(settings)
-    launch(create_app(pipeline, settings), settings)
+    try:
+        launch(create_app(pipeline, settings), settings)  # returns on Ctrl-C or SIGTERM
+    except KeyboardInterrupt:
+        pass  # a signal that arrived before the server was blocking
+    finally:
+        pipeline.close()
+        logging.getLogger("ui").info("stopped; the knowledge base was closed cleanly")
 
 
 if __name__ == "__main__":

@@ -6,22 +6,26 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from assistant.lifecycle import Capabilities, Component
 from assistant.loading import Background, LoadStatus
 from assistant.types import ChatTurn, GenerationParams
 
 
 @runtime_checkable
-class VisionChatModel(Protocol):
+class VisionChatModel(Component, Protocol):
     """Streams an answer to a conversation whose turns may carry images.
 
-    Closing the returned iterator stops generation (the Stop button). Optional capability: a backend
-    whose model answers with boxes defines ``image_frame(path) -> (width, height)``, the pixel frame its
-    box coordinates refer to.
+    Closing the returned iterator stops generation (the Stop button). ``capabilities`` declares what the
+    model can do; with ``grounding_frame``, ``image_frame(path) -> (width, height)`` is the pixel frame its
+    box coordinates refer to. A model is a ``Component``: ``start``, ``status``, ``close``.
     """
 
     name: str
+    capabilities: Capabilities
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]: ...
+
+    def image_frame(self, image: Path) -> tuple[int, int] | None: ...
 
 
 class LazyModel:
@@ -38,10 +42,16 @@ class LazyModel:
     def status(self) -> LoadStatus:
         return self.loader.status()
 
+    def close(self) -> None:
+        self.loader.close()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The loaded backend's (waits for it)."""
+        return self.loader.get().capabilities
+
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
         return self.loader.get().stream(turns, params)
 
     def image_frame(self, image: Path) -> tuple[int, int] | None:
-        """The loaded backend's grounding frame, when it has that capability."""
-        frame_of = getattr(self.loader.get(), "image_frame", None)
-        return frame_of(image) if frame_of else None
+        return self.loader.get().image_frame(image)

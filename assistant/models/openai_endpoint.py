@@ -11,10 +11,15 @@ from collections.abc import Iterator, Sequence
 
 from assistant.errors import GenerationError
 from assistant.images import load_image
+from assistant.lifecycle import Capabilities, Ready
 from assistant.types import ChatTurn, GenerationParams
 
 
-class OpenAIEndpointModel:
+class OpenAIEndpointModel(Ready):
+    """Ready when built: the server is asked nothing until the first question (it may start later)."""
+
+    capabilities = Capabilities()  # boxes, if any, are drawn on the original image's frame
+
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 300.0,
                  max_pixels: int = 1024 * 28 * 28, client=None):
         import httpx
@@ -24,6 +29,12 @@ class OpenAIEndpointModel:
         self.max_pixels = max_pixels
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def image_frame(self, image) -> None:
+        return None
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
         body = {"model": self.name, "messages": [self._message(t) for t in turns], "stream": True,

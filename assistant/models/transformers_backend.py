@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from assistant.errors import GenerationError, InputError, ModelLoadError
 from assistant.images import load_image
+from assistant.lifecycle import Capabilities, Ready
 from assistant.types import ChatTurn, GenerationParams
 
 if TYPE_CHECKING:
@@ -90,12 +91,15 @@ class _OutOfMemory(Exception):
 ANSWER_TOKENS = 4096  # the longest answer the UI offers; the static cache holds context + this
 
 
-class TransformersVisionModel:
+class TransformersVisionModel(Ready):
     def __init__(self, model, processor, *, name: str, max_pixels: int, max_context_tokens: int = 16384,
                  decoder: StaticDecoder | None = None):
         self.model = model
         self.processor = processor
         self.name = name
+        # The Qwen2-VL family's processor reports its patch grid: boxes come in pixels of that frame.
+        patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
+        self.capabilities = Capabilities(grounding_frame=patch is not None)
         self.max_pixels = max_pixels
         self.max_context_tokens = max_context_tokens
         self.decoder = decoder
@@ -197,6 +201,12 @@ class TransformersVisionModel:
                     f"The question and its images need {length} tokens, more than the {self.max_context_tokens} "
                     "allowed (ASSISTANT_MODEL__MAX_CONTEXT_TOKENS): use fewer or smaller images or a shorter text.")
             del turns[history[0]]
+
+    def close(self) -> None:
+        """Release the weights (and the GPU memory they hold) once no answer is running."""
+        with self._lock:
+            self.model = self.decoder = None
+            self._free_memory()
 
     def image_frame(self, image: Path) -> tuple[int, int]:
         """The (width, height) in pixels of the image as the model saw it: the frame of the absolute box

@@ -9,14 +9,19 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from assistant.lifecycle import Capabilities, Ready
 from assistant.types import ChatTurn, GenerationParams
 from retrieval.embedders import normalise
 
 
-class ScriptedModel:
+class ScriptedModel(Ready):
     """A ``VisionChatModel`` that streams a fixed answer and records what it was asked."""
 
     name = "scripted"
+    capabilities = Capabilities()
+
+    def image_frame(self, image) -> None:
+        return None
 
     def __init__(self, answer: str = "A red square [1].", *, chunk: int = 4):
         self.answer = answer

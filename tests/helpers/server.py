@@ -32,6 +32,7 @@ def serve(pipeline, settings: Settings):
         yield f"http://{settings.ui.host}:{settings.ui.port}/"
     finally:
         app.close()
+        pipeline.close()
 
 
 def chat_args(text: str, files=(), *, temperature=0.0, max_new_tokens=16, use_knowledge=True, k=4,

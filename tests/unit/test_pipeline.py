@@ -4,6 +4,7 @@ import pytest
 
 from assistant.errors import InputError, KnowledgeError
 from assistant.knowledge import Knowledge
+from assistant.lifecycle import Capabilities
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token, cited_numbers
 from assistant.types import ChatRequest, ChatTurn, GenerationParams
 from retrieval.store import KnowledgeBase
@@ -164,6 +165,8 @@ def test_boxes_in_the_answer_are_drawn_on_the_users_image(tmp_path):
     Image.new("RGB", (400, 200), "white").save(photo)
 
     class Grounding(ScriptedModel):
+        capabilities = Capabilities(grounding_frame=True)
+
         def image_frame(self, path):
             return (200, 100)  # the model saw the image at half size
 
@@ -176,6 +179,23 @@ def test_boxes_in_the_answer_are_drawn_on_the_users_image(tmp_path):
     assert image.getpixel((100, 100)) != (255, 255, 255)  # the left edge, scaled by 2
     assert image.getpixel((150, 100)) == (255, 255, 255)  # inside the box stays untouched
     assert image.getpixel((300, 100)) == (255, 255, 255)
+
+
+def test_boxes_of_a_model_without_a_grounding_frame_are_drawn_on_the_image_itself(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (400, 200), "white").save(photo)
+
+    class Frameless(ScriptedModel):
+        def image_frame(self, path):
+            raise AssertionError("not asked: the model declares no grounding frame")
+
+    answer = '```json\n[{"bbox_2d": [50, 25, 100, 75], "label": "cat"}]\n```'
+    done = events(AnswerPipeline(Frameless(answer), None, annotations_dir=tmp_path / "ann"),
+                  ChatRequest("where is the cat?", (photo,)))[-1]
+    image = Image.open(done.annotated[0]).convert("RGB")
+    assert image.getpixel((50, 50)) != (255, 255, 255) and image.getpixel((110, 50)) == (255, 255, 255)
 
 
 def test_no_boxes_no_annotation(red_png):

@@ -42,7 +42,7 @@ def test_second_writer_is_refused_clearly(filled):
     data, _ = filled
     kb = open_kb(data)
     try:
-        with pytest.raises(KnowledgeBaseBusyError, match="open in another process"):
+        with pytest.raises(KnowledgeBaseBusyError, match="open for writing in another process"):
             open_kb(data)
     finally:
         kb.close()
