@@ -36,13 +36,13 @@ def token_of(name: str) -> str:
     return f"token{int(name[3:8])}x"
 
 
-def open_kb(data: Path, **options):
+def open_kb(data: Path, *, ocr: bool = False, **options):
     from retrieval.store import KnowledgeBase
     from retrieval.worker import InProcessParser
     from tests.helpers.fakes import HashingEmbedder
 
     return KnowledgeBase.open(data, HashingEmbedder(), text_embedder=HashingEmbedder(128, "hash-text"),
-                              parser=InProcessParser(), chunk_size=120, chunk_overlap=0, ocr=False, **options)
+                              parser=InProcessParser(), chunk_size=120, chunk_overlap=0, ocr=ocr, **options)
 
 
 def child(data: Path, docs: Path) -> None:

@@ -4,11 +4,15 @@ index in the Chroma server at URL (the same fakes as the test), does one thing, 
     python -m tests.helpers.replica DATA URL ingest FILE...
     python -m tests.helpers.replica DATA URL search QUERY
     python -m tests.helpers.replica DATA URL delete NAME
+    python -m tests.helpers.replica DATA URL abandon FILE...   ingest, then exit without closing (a crash)
+
+An empty URL keeps the index on local disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,12 +21,16 @@ def open_shared(data: Path, url: str):
     """The crash tests' knowledge base (same fakes), with its index in the Chroma server at ``url``."""
     from tests.helpers.crash import open_kb
 
-    return open_kb(data, chroma_url=url)
+    return open_kb(data, chroma_url=url or None, ocr=True)
 
 
 def main(argv: list[str]) -> int:
     data, url, command, *args = argv
     kb = open_shared(Path(data), url)
+    if command == "abandon":  # no close(): the process ends as a crash would leave it
+        reports = [kb.ingest(Path(a), source=Path(a).name) for a in args]
+        print(json.dumps([r.status for r in reports]), flush=True)
+        os._exit(0)
     try:
         if command == "ingest":
             out = [{"source": r.source, "status": r.status, "error": r.error}

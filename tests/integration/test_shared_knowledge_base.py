@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from retrieval.errors import IndexUnreachableError, RetrievalError
+from tests.helpers.chroma_server import chroma_server as chroma_server_at
 from tests.helpers.crash import token_of, write_document
 from tests.helpers.replica import open_shared
 from tests.helpers.server import free_port
@@ -23,43 +22,10 @@ from tests.helpers.server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class ChromaServer:
-    url: str
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def server(tmp_path):
-    chroma = Path(sys.executable).parent / "chroma"
-    if not chroma.exists():
-        pytest.skip("the chroma command (chromadb's server) is not installed beside this Python")
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("w")
-    server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host",
-                               "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    import chromadb
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-            break
-        except Exception:  # noqa: BLE001  not up yet
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("the Chroma server did not start: " + (tmp_path / "chroma.log").read_text()[-2000:])
-            time.sleep(0.3)
-    running = ChromaServer(url, server)
-    yield running
-    if server.poll() is None:
-        running.stop()
-    log.close()
+    with chroma_server_at(tmp_path / "chroma-server") as running:
+        yield running
 
 
 @pytest.fixture
