@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,15 +165,31 @@ class Records:
         return {r[0] for r in self.read.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))}
 
     def chunks(self, ids: Iterable[str]) -> dict[str, Chunk]:
+        """The committed chunks among ``ids``, read in one snapshot (a read transaction): a document being
+        deleted or replaced meanwhile is seen whole or not at all."""
         ids = list(ids)
         out: dict[str, Chunk] = {}
+        db = self.read
+        db.execute("BEGIN")
+        try:
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
+                    f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
+                out.update({r[0]: Chunk(*r) for r in rows})
+        finally:
+            db.execute("COMMIT")
+        return out
+
+    def committed(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` whose chunks are in the record."""
+        out: set[str] = set()
         for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self.read.execute(
-                "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
-                f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
-            out.update({r[0]: Chunk(*r) for r in rows})
+            part = list(ids[start : start + 500])
+            out.update(r[0] for r in self.read.execute(
+                f"SELECT id FROM chunks WHERE id IN ({','.join('?' * len(part))})", part))
         return out
 
     def count(self) -> int:

@@ -345,12 +345,23 @@ class KnowledgeBase:
                 rankings.append(lexical)
             else:
                 rankings.append([cid for cid, _ in self.records.lexical_search(query, n)])
-        fused = reciprocal_rank_fusion([r for r in rankings if r])[:k]
-        chunks = self.records.chunks(cid for cid, _ in fused)
-        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid, _ in fused if cid in chunks]
+        # every candidate read from the record at once, before fusing: a document deleted meanwhile
+        # drops out of every ranking, and the k places are filled from what was there at that moment
+        chunks = self.records.chunks({cid for ranking in rankings for cid in ranking})
+        fused = reciprocal_rank_fusion([kept for r in rankings if (kept := [c for c in r if c in chunks])])[:k]
+        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid, _ in fused]
 
     def _dense(self, space: str, vector, n: int, cosines: dict[str, float]) -> list[str]:
-        hits = self.index.query(space, vector, n)
+        """The ``n`` nearest committed chunks. A write in progress puts its vectors in the index a moment
+        before its record commits; those are skipped (asking the index for more), never returned."""
+        asked = n
+        while True:
+            hits = self.index.query(space, vector, asked)
+            committed = self.records.committed([cid for cid, _ in hits])
+            if len(committed) == len(hits) or len(hits) < asked:
+                break
+            asked *= 4
+        hits = [(cid, similarity) for cid, similarity in hits if cid in committed][:n]
         for cid, similarity in hits:
             cosines[cid] = max(cosines.get(cid, -1.0), similarity)
         return [cid for cid, _ in hits]

@@ -148,3 +148,31 @@ def test_uploads_keep_their_display_name(kb, docs):
 
 def test_empty_knowledge_base_returns_no_hits(kb):
     assert kb.search("anything") == [] and kb.documents() == []
+
+
+def test_vectors_not_yet_committed_never_take_the_place_of_committed_hits(kb, docs):
+    """An ingest puts its vectors in the index a moment before its record commits; a search in that
+    moment must still fill every place with committed chunks (it used to return fewer, or none)."""
+    kb.ingest_paths([docs])
+    query = kb.embedder.embed_texts(["invoice total euros"])
+    kb.index.add("cross", [f"pending{i}" for i in range(30)], query.repeat(30, axis=0))  # best possible matches
+    hits = kb.search("invoice total euros", k=3)
+    assert len(hits) == 3 and hits[0].chunk.source.endswith("invoice.txt")
+    assert all(not h.chunk.id.startswith("pending") for h in hits)
+
+
+def test_a_document_deleted_during_a_search_gives_up_its_places_to_others(kb, docs):
+    """A delete that commits after the index answered but before the chunks are read: the k places are
+    filled from what is still there (they used to be left empty)."""
+    kb.ingest_paths([docs])
+    query, deleted = kb.index.query, []
+
+    def then_delete(space, vector, n):
+        hits = query(space, vector, n)
+        if not deleted:  # the first ranking is made; now another thread's delete commits
+            deleted.append(kb.delete("invoice.txt"))
+        return hits
+
+    kb.index.query = then_delete
+    hits = kb.search("invoice total euros", k=3)
+    assert len(hits) == 3 and not any(h.chunk.source.endswith("invoice.txt") for h in hits)
