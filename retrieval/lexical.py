@@ -8,6 +8,8 @@
   matches without a word segmenter.
 - A script change ends a token: ``用CNN模型`` gives ``用``, ``cnn``, ``模型``, so a Latin term inside
   Chinese text is found by keyword (CNN, MRI, CT, ResNet).
+- A word of letters and digits also gives its parts of two characters or more: ``ResNet50`` gives
+  ``resnet50``, ``resnet`` and ``50``, so "ResNet" finds it and "ResNet50" ranks it first.
 
 ``VERSION`` names this scheme; a knowledge base indexed with another one is re-indexed from its record.
 """
@@ -28,6 +30,7 @@ _CJK_RANGES = (
 # A CJK run, or a run of word characters that contains none: the alternation splits at script changes.
 _TOKEN = re.compile(f"[{_CJK_RANGES}]+|(?:(?![{_CJK_RANGES}])[^\\W_])+", re.UNICODE)
 _CJK = re.compile(f"[{_CJK_RANGES}]")
+_PARTS = re.compile(r"\d+|[^\W\d_]+")  # the letter and digit runs of a word
 STOPWORDS = frozenset("a an and are as at be by for from in is it of on or the this to was were what "
                       "which who with 的 了 是 在".split())
 
@@ -39,6 +42,9 @@ def tokens(text: str) -> list[str]:
             out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         else:
             out.append(run)
+            parts = _PARTS.findall(run)
+            if len(parts) > 1:
+                out.extend(p for p in parts if len(p) > 1)
     return out
 
 
