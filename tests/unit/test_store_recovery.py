@@ -155,11 +155,13 @@ def test_a_file_removed_while_the_index_is_measured_is_no_error(filled, monkeypa
     from retrieval import index
 
     data, count = filled
-    journal = data / "chroma" / "chroma.sqlite3-journal"
+    # Chroma's journal came and went; a stand-in of another name, since SQLite itself would read a
+    # file named like its journal (the probe's child opens the database meanwhile)
+    journal = data / "chroma" / "vanishing-journal"
     real_walk = os.walk
 
     def walk_then_remove(top, *args, **kwargs):
-        journal.write_bytes(b"rollback journal")
+        journal.write_bytes(b"a file that is gone before its size is read")
         listing = list(real_walk(top, *args, **kwargs))
         journal.unlink()
         yield from listing
