@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InputError
 from assistant.settings import Settings, settings_or_exit
 
 
@@ -34,6 +34,19 @@ def parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="retrieval quality on a labelled set: hit@k and MRR per direction")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true")
+    users = sub.add_parser("users", help="who may sign in (ASSISTANT_AUTH__MODE=password): add, remove, "
+                           "list, passwd")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    for action, text in (("add", "add a user (asks for the password)"), ("passwd", "set a user's password"),
+                         ("remove", "remove a user")):
+        one = users_sub.add_parser(action, help=text)
+        one.add_argument("name")
+        if action != "remove":
+            one.add_argument("--password-stdin", action="store_true",
+                             help="read the password from the first line of standard input (for scripts)")
+        if action == "add":
+            one.add_argument("--admin", action="store_true", help="may manage the shared library")
+    users_sub.add_parser("list", help="list the users")
     return p
 
 
@@ -183,6 +196,41 @@ def cmd_eval(args, session: Session) -> int:
     return 0
 
 
+def cmd_users(args, session: Session) -> int:
+    from assistant.accounts import UsersFile
+
+    users = UsersFile(session.settings.users_file)
+    if args.action == "list":
+        accounts = users.accounts()
+        for a in accounts:
+            print(f"{a.name}{'  (admin)' if a.admin else ''}")
+        print(f"{len(accounts)} users in {users.path.name}")
+        return 0
+    if args.action == "remove":
+        users.remove(args.name)
+        print(f"removed {args.name.strip().lower()}")
+        return 0
+    password = _new_password(args.password_stdin)
+    if args.action == "add":
+        account = users.add(args.name, password, admin=args.admin)
+        print(f"added {account.name}{' (admin)' if account.admin else ''}")
+    else:
+        users.set_password(args.name, password)
+        print(f"password changed for {args.name.strip().lower()}")
+    return 0
+
+
+def _new_password(from_stdin: bool) -> str:
+    """A new password: the first line of stdin for scripts, else typed twice without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        raise InputError("The two passwords differ; nothing was changed")
+    return first
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
-            "delete": cmd_delete, "download": cmd_download,
-            "eval": cmd_eval}
+            "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "users": cmd_users}

@@ -96,6 +96,19 @@ class UISettings(BaseModel):
     port: int = Field(7860, ge=1, le=65535, description="Port of the web app.")
 
 
+class AuthSettings(BaseModel):
+    mode: Literal["local", "password"] = Field(
+        "local", description="Who may use the app. `local`: no sign-in, one user (for 127.0.0.1). "
+        "`password`: everyone signs in with a name and password from the users file, managed with "
+        "`python -m assistant users` (add, remove, list, passwd).")
+    users_file: Path | None = Field(None, description="The users file (argon2id password hashes, 0600). "
+                                    "Empty: `users.json` in `ASSISTANT_DATA_DIR`.")
+    max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per user name within "
+                              "`ASSISTANT_AUTH__LOCKOUT_MINUTES`; past that the name is refused, even with "
+                              "the right password, until the window has passed.")
+    lockout_minutes: float = Field(15.0, gt=0, description="The window for `ASSISTANT_AUTH__MAX_FAILURES`.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -107,6 +120,11 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     ui: UISettings = UISettings()
+    auth: AuthSettings = AuthSettings()
+
+    @property
+    def users_file(self) -> Path:
+        return self.auth.users_file or Path(self.data_dir) / "users.json"
 
 
 def load_settings() -> Settings:

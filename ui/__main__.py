@@ -11,8 +11,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_or_exit()
     configure_environment(settings)  # before gradio or transformers are imported
+    from assistant.accounts import sign_in_for
+    from assistant.errors import ConfigurationError
     from ui.app import create_app, launch
 
+    try:
+        sign_in_for(settings)  # a sign-in nobody could pass stops here, before anything loads
+    except ConfigurationError as exc:
+        raise SystemExit(f"error: {exc}") from None
     stop_on_sigterm()
     pipeline = build_pipeline(settings)
     try:

@@ -3,10 +3,12 @@ Gradio values into requests, accumulate pipeline events, and show ``AssistantErr
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import gradio as gr
 
+from assistant.accounts import sign_in_for
 from assistant.errors import AssistantError, InputError
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
 from assistant.settings import Settings
@@ -111,8 +113,16 @@ class AssistantUI:
                            None if strict is None else bool(strict))
 
     def _model_ready(self) -> bool:
-        status = getattr(self.pipeline.model, "status", None)  # a lazily loaded model reports its state
-        return status is None or status().state == "ready"
+        return self.pipeline.model.status().state == "ready"
+
+    @staticmethod
+    def account(request: gr.Request):
+        """Who is signed in, with the way out; nothing when the app has no sign-in (local mode)."""
+        name = getattr(request, "username", None)
+        if not name:
+            return ""
+        return (f'<span class="account-name">{html.escape(name)}</span> · '
+                '<a href="logout" target="_self">Sign out · 退出登录</a>')
 
     def _knowledge(self):
         if self.pipeline.knowledge is None:
@@ -135,6 +145,8 @@ class AssistantUI:
             with gr.Row():
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
+            account = gr.HTML(elem_id="account")
+            app.load(self.account, None, account, api_visibility="private")
             status = gr.Markdown(render.status_markdown(self.pipeline.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
@@ -211,6 +223,8 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
     files_dir = Path(settings.data_dir) / "files"
     options = dict(server_name=settings.ui.host, server_port=settings.ui.port,
                    allowed_paths=[str(files_dir.resolve()), str(ASSETS)], show_error=False,
-                   i18n=make_i18n(), css=render.SOURCES_CSS)
+                   i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
+                   auth_message="Sign in with the name and password your administrator gave you. "
+                                "请使用管理员提供的用户名和密码登录。")
     options.update(kwargs)
     return app.queue(default_concurrency_limit=1).launch(**options)
