@@ -58,6 +58,13 @@ def backend(request, tmp_path):
 
 
 @pytest.fixture
+def kb(backend):
+    base = backend.open()
+    yield base
+    base.close()
+
+
+@pytest.fixture
 def docs(tmp_path) -> Path:
     d = tmp_path / "docs"
     d.mkdir()
@@ -87,55 +94,39 @@ def names(hits) -> list[str]:
     return [Path(h.chunk.source).name for h in hits]
 
 
-def test_add(backend, docs):
-    kb = backend.open()
-    try:
-        assert ingest_all(kb, docs) == dict.fromkeys(["chart.png", "invoice.txt", "pets.md", "red.png"], "added")
-        assert sorted(d.source for d in kb.documents()) == ["chart.png", "invoice.txt", "pets.md", "red.png"]
-        assert kb.count() == sum(d.chunks for d in kb.documents())
-        consistent(kb)
-    finally:
-        kb.close()
+def test_add(kb, docs):
+    assert ingest_all(kb, docs) == dict.fromkeys(["chart.png", "invoice.txt", "pets.md", "red.png"], "added")
+    assert sorted(d.source for d in kb.documents()) == ["chart.png", "invoice.txt", "pets.md", "red.png"]
+    assert kb.count() == sum(d.chunks for d in kb.documents())
+    consistent(kb)
 
 
-def test_re_adding_unchanged_files_changes_nothing(backend, docs):
-    kb = backend.open()
-    try:
-        ingest_all(kb, docs)
-        before = ({d.doc_id for d in kb.documents()}, kb.count())
-        assert set(ingest_all(kb, docs).values()) == {"unchanged"}
-        assert ({d.doc_id for d in kb.documents()}, kb.count()) == before
-        consistent(kb)
-    finally:
-        kb.close()
+def test_re_adding_unchanged_files_changes_nothing(kb, docs):
+    ingest_all(kb, docs)
+    before = ({d.doc_id for d in kb.documents()}, kb.count())
+    assert set(ingest_all(kb, docs).values()) == {"unchanged"}
+    assert ({d.doc_id for d in kb.documents()}, kb.count()) == before
+    consistent(kb)
 
 
-def test_a_changed_file_replaces_its_old_version(backend, docs):
-    kb = backend.open()
-    try:
-        ingest_all(kb, docs)
-        (docs / "invoice.txt").write_text("The receipt shows 17 dollars, paid in June.", encoding="utf-8")
-        assert ingest_all(kb, docs)["invoice.txt"] == "replaced"
-        assert [d.source for d in kb.documents()].count("invoice.txt") == 1
-        assert "euros" not in " ".join(h.chunk.text for h in kb.search("invoice euros March", k=8))
-        assert names(kb.search("receipt dollars June", k=1)) == ["invoice.txt"]
-        consistent(kb)
-    finally:
-        kb.close()
+def test_a_changed_file_replaces_its_old_version(kb, docs):
+    ingest_all(kb, docs)
+    (docs / "invoice.txt").write_text("The receipt shows 17 dollars, paid in June.", encoding="utf-8")
+    assert ingest_all(kb, docs)["invoice.txt"] == "replaced"
+    assert [d.source for d in kb.documents()].count("invoice.txt") == 1
+    assert "euros" not in " ".join(h.chunk.text for h in kb.search("invoice euros March", k=8))
+    assert names(kb.search("receipt dollars June", k=1)) == ["invoice.txt"]
+    consistent(kb)
 
 
-def test_delete_leaves_no_vector_record_or_file(backend, docs):
-    kb = backend.open()
-    try:
-        ingest_all(kb, docs)
-        assert kb.delete("red.png").source == "red.png"
-        assert kb.delete("invoice.txt").source == "invoice.txt"
-        assert sorted(d.source for d in kb.documents()) == ["chart.png", "pets.md"]
-        assert "invoice.txt" not in names(kb.search("invoice total euros", k=8))
-        assert "red.png" not in names(kb.search(images=[Image.new("RGB", (20, 20), (250, 0, 0))], k=8))
-        consistent(kb)
-    finally:
-        kb.close()
+def test_delete_leaves_no_vector_record_or_file(kb, docs):
+    ingest_all(kb, docs)
+    assert kb.delete("red.png").source == "red.png"
+    assert kb.delete("invoice.txt").source == "invoice.txt"
+    assert sorted(d.source for d in kb.documents()) == ["chart.png", "pets.md"]
+    assert "invoice.txt" not in names(kb.search("invoice total euros", k=8))
+    assert "red.png" not in names(kb.search(images=[Image.new("RGB", (20, 20), (250, 0, 0))], k=8))
+    consistent(kb)
 
 
 def check_every_direction(kb: KnowledgeBase) -> None:
@@ -147,13 +138,9 @@ def check_every_direction(kb: KnowledgeBase) -> None:
     assert "invoice.txt" in names(kb.search(images=[photo], k=2))
 
 
-def test_search_in_each_direction(backend, docs):
-    kb = backend.open()
-    try:
-        ingest_all(kb, docs)
-        check_every_direction(kb)
-    finally:
-        kb.close()
+def test_search_in_each_direction(kb, docs):
+    ingest_all(kb, docs)
+    check_every_direction(kb)
 
 
 def test_reopen_after_a_clean_close(backend, docs):
