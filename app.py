@@ -3,7 +3,7 @@
 import atexit
 import os
 
-from assistant.composition import build_pipeline, configure_environment
+from assistant.composition import build_workspaces, configure_environment
 from assistant.lifecycle import stop_on_sigterm
 from assistant.settings import settings_or_exit
 
@@ -14,9 +14,9 @@ configure_environment(settings)
 
 from ui.app import create_app, launch  # noqa: E402  (gradio after the environment is set)
 
-pipeline = build_pipeline(settings)
-atexit.register(pipeline.close)  # also when a host imports this module and serves ``demo`` itself
-demo = create_app(pipeline, settings)
+workspaces = build_workspaces(settings)
+atexit.register(workspaces.close)  # also when a host imports this module and serves ``demo`` itself
+demo = create_app(workspaces, settings)
 
 if __name__ == "__main__":
     stop_on_sigterm()

@@ -15,6 +15,8 @@ from assistant.settings import Settings, settings_or_exit
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    p.add_argument("--user", metavar="NAME", help="work in this user's knowledge base (the one they see "
+                   "after signing in, ASSISTANT_AUTH__MODE=password); without it, the local one")
     sub = p.add_subparsers(dest="command", required=True)
     ingest = sub.add_parser("ingest", help="add files or folders to the knowledge base")
     ingest.add_argument("paths", nargs="+", type=Path)
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     configure_environment(settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     stop_on_sigterm()  # a stopped ingest closes the knowledge base as Ctrl-C does
-    session = Session(settings)
+    session = Session(settings, user=args.user)
     try:
         return COMMANDS[args.command](args, session)
     except AssistantError as exc:
@@ -76,8 +78,9 @@ class Session:
     """Builds only what a command needs, and closes all of it when the command ends (threads joined,
     the knowledge base closed cleanly)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, user: str | None = None):
         self.settings = settings
+        self.user = user
         self.built: list = []
 
     def knowledge(self, *, write: bool):
@@ -85,12 +88,12 @@ class Session:
         shared); reads open it beside the app if the app has it."""
         from assistant.composition import build_knowledge
 
-        return self._keep(build_knowledge(self.settings, write=write))
+        return self._keep(build_knowledge(self.settings, write=write, user=self.user))
 
     def pipeline(self, *, knowledge: bool):
         from assistant.composition import build_pipeline
 
-        return self._keep(build_pipeline(self.settings, knowledge=knowledge, write=False))
+        return self._keep(build_pipeline(self.settings, knowledge=knowledge, write=False, user=self.user))
 
     def _keep(self, component):
         self.built.append(component)

@@ -6,10 +6,12 @@ import os
 import threading
 
 from assistant.knowledge import Knowledge, translated_errors
+from assistant.lifecycle import Ready
 from assistant.loading import Background
 from assistant.models.base import LazyModel
 from assistant.pipeline import AnswerPipeline
 from assistant.settings import CPU_DEFAULT_CHECKPOINT, GPU_DEFAULT_CHECKPOINT, Settings
+from assistant.workspaces import Workspaces, knowledge_dir
 
 # transformers resolves its classes lazily, and two loader threads resolving them at once can fail
 # ("cannot import name 'AutoModelForImageTextToText'"): the first import happens under this lock.
@@ -51,44 +53,115 @@ def build_model(settings: Settings):
     return LazyModel(s.checkpoint or "default model", Background("model", load, close=lambda m: m.close()))
 
 
-def open_knowledge_base(settings: Settings, *, write: bool = True):
-    """Load the embedders and open the knowledge base (raises ``RetrievalError``). Without ``write`` it
-    is opened beside the process that writes it, if one has it open (the CLI's reads beside the app)."""
+def load_embedders(settings: Settings):
+    """The cross-modal and the text embedder the settings name (either may be None)."""
     from retrieval.embedders import TransformersEmbedder, TransformersTextEmbedder
-    from retrieval.store import KnowledgeBase
 
     r = settings.retrieval
     _import_transformers()
     embedder = TransformersEmbedder.from_pretrained(r.embedder) if r.embedder else None
     text_embedder = TransformersTextEmbedder.from_pretrained(r.text_embedder) if r.text_embedder else None
-    return KnowledgeBase.open_for(settings.data_dir, embedder, write=write, text_embedder=text_embedder,
-                                  collection=r.collection, ef_search=r.ef_search,
-                                  max_store_bytes=int(r.max_store_gb * 1e9), chunk_size=r.chunk_size,
-                                  chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
-                                  chroma_url=r.chroma_url or None)
+    return embedder, text_embedder
 
 
-def build_knowledge(settings: Settings, *, write: bool = True) -> Knowledge:
+def _store_options(settings: Settings) -> dict:
+    r = settings.retrieval
+    return dict(collection=r.collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
+                chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
+                chroma_url=r.chroma_url or None)
+
+
+def open_knowledge_base(settings: Settings, *, write: bool = True, user: str | None = None):
+    """Load the embedders and open the knowledge base (raises ``RetrievalError``): the local one, or a
+    user's. Without ``write`` it is opened beside the process that writes it, if one has it open (the
+    CLI's reads beside the app)."""
+    from retrieval.store import KnowledgeBase
+
+    embedder, text_embedder = load_embedders(settings)
+    return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=write,
+                                  text_embedder=text_embedder, **_store_options(settings))
+
+
+def build_knowledge(settings: Settings, *, write: bool = True, user: str | None = None) -> Knowledge:
     from retrieval.store import KnowledgeBase
 
     def load():
         with translated_errors():
-            return open_knowledge_base(settings, write=write)
+            return open_knowledge_base(settings, write=write, user=user)
 
     loader = Background("knowledge base", load, close=KnowledgeBase.close)
     return Knowledge(loader, max_pixels=settings.model.max_pixels)
 
 
 def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = True,
-                   write: bool = True) -> AnswerPipeline:
+                   write: bool = True, user: str | None = None) -> AnswerPipeline:
     """The whole assistant, or as much of it as a command needs (``knowledge=False``: no knowledge base;
-    ``write=False``: read it only). With ``start`` every component begins loading in the background;
+    ``write=False``: read it only; ``user``: that user's, not the local one). With ``start`` every component begins loading in the background;
     ``close()`` on the pipeline ends them all."""
     model = build_model(settings)
-    kb = build_knowledge(settings, write=write) if knowledge and settings.retrieval.enabled else None
+    kb = build_knowledge(settings, write=write, user=user) if knowledge and settings.retrieval.enabled else None
     r = settings.retrieval
     pipeline = AnswerPipeline(model, kb, k=r.k, min_score=r.min_score, strict=r.strict)
     return pipeline.start() if start else pipeline
+
+
+def build_workspaces(settings: Settings) -> Workspaces:
+    """The app's workspaces: one local user without sign-in (the pipeline ``build_pipeline`` makes), or,
+    with sign-in, a knowledge base per user sharing the model, the embedders and the parse workers."""
+    if settings.auth.mode == "local":
+        return Workspaces.single(build_pipeline(settings))
+    from retrieval.store import KnowledgeBase
+    from retrieval.worker import ParsePool
+
+    model = build_model(settings)
+    r = settings.retrieval
+    options = dict(k=r.k, min_score=r.min_score, strict=r.strict)
+    if not r.enabled:
+        return Workspaces(model, None, signed_in=True, **options).start()
+
+    def load_shared():
+        with translated_errors():
+            return load_embedders(settings)
+
+    embedders = Background("embedders", load_shared)
+    workers = SharedParser(ParsePool())
+
+    def open_knowledge(user: str) -> Knowledge:
+        def load():
+            embedder, text_embedder = embedders.get()
+            with translated_errors():
+                return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=True,
+                                              text_embedder=text_embedder, parser=workers.borrowed(),
+                                              **_store_options(settings))
+
+        return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close),
+                         max_pixels=settings.model.max_pixels)
+
+    return Workspaces(model, open_knowledge, signed_in=True, shared=[embedders, workers], **options).start()
+
+
+class SharedParser(Ready):
+    """One pool of parse workers for every user's knowledge base; each borrows it (its ``close`` leaves
+    the pool running) and the pool closes with the workspaces."""
+
+    label = "parse workers"
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def borrowed(self):
+        pool = self.pool
+
+        class Borrowed:
+            parse, ocr = pool.parse, pool.ocr
+
+            def close(self) -> None:
+                pass
+
+        return Borrowed()
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _import_transformers() -> None:

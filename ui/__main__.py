@@ -2,7 +2,7 @@
 
 import logging
 
-from assistant.composition import build_pipeline, configure_environment
+from assistant.composition import build_workspaces, configure_environment
 from assistant.lifecycle import stop_on_sigterm
 from assistant.settings import settings_or_exit
 
@@ -20,13 +20,13 @@ def main() -> None:
     except ConfigurationError as exc:
         raise SystemExit(f"error: {exc}") from None
     stop_on_sigterm()
-    pipeline = build_pipeline(settings)
+    workspaces = build_workspaces(settings)
     try:
-        launch(create_app(pipeline, settings), settings)  # returns on Ctrl-C or SIGTERM
+        launch(create_app(workspaces, settings), settings)  # returns on Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         pass  # a signal that arrived before the server was blocking
     finally:
-        pipeline.close()
+        workspaces.close()
         logging.getLogger("ui").info("stopped; the knowledge base was closed cleanly")
 
 

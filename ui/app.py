@@ -13,6 +13,7 @@ from assistant.errors import AssistantError, InputError
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
 from assistant.settings import Settings
 from assistant.types import ChatRequest, GenerationParams
+from assistant.workspaces import Workspace, Workspaces
 from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
 from ui import render
 from ui.history import normalise_history, path_of
@@ -25,21 +26,29 @@ LOADING = "⏳ The model is still loading; your answer will start when it is rea
 
 
 class AssistantUI:
-    def __init__(self, pipeline: AnswerPipeline, settings: Settings):
-        self.pipeline = pipeline
+    """Every handler finds the user's workspace from the request's sign-in (``request.username``), never
+    from Gradio's session hash."""
+
+    def __init__(self, workspaces: Workspaces, settings: Settings):
+        self.workspaces = workspaces
         self.settings = settings
         self.i18n = make_i18n()
 
+    def _workspace(self, request: gr.Request | None) -> Workspace:
+        return self.workspaces.of(getattr(request, "username", None))
+
     # -- handlers -------------------------------------------------------------------------------
 
-    def chat(self, message, history, temperature, max_new_tokens, use_knowledge, k, strict):
+    def chat(self, message, history, temperature, max_new_tokens, use_knowledge, k, strict,
+             request: gr.Request = None):
         cards, data, sources = render.sources_html(()), [], ()
         try:
-            request = self._request(message, history, temperature, max_new_tokens, use_knowledge, k, strict)
+            pipeline = self._workspace(request).pipeline
+            question = self._request(message, history, temperature, max_new_tokens, use_knowledge, k, strict)
             if not self._model_ready():
                 yield LOADING, cards, data
             answer = ""
-            for event in self.pipeline.answer(request):
+            for event in pipeline.answer(question):
                 if isinstance(event, Retrieved):
                     sources = event.sources
                     cards, data = render.sources_html(sources, notice=event.notice), render.sources_data(sources)
@@ -62,38 +71,39 @@ class AssistantUI:
             return answer
         return [answer, *(gr.Image(str(p), label="Located", show_label=True) for p in annotated)]
 
-    def ingest(self, files, progress=gr.Progress()):
+    def ingest(self, files, request: gr.Request = None, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
         if not paths:
-            return "Choose one or more files first.", *self._documents_outputs()
+            return "Choose one or more files first.", *self._documents_outputs(request)
         try:
-            reports = self._knowledge().ingest(
+            reports = self._knowledge(request).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs()
-        return render.ingest_summary(reports), *self._documents_outputs()
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
+        return render.ingest_summary(reports), *self._documents_outputs(request)
 
-    def documents(self):
-        return self._documents_outputs()
+    def documents(self, request: gr.Request = None):
+        return self._documents_outputs(request)
 
-    def delete(self, doc_id):
+    def delete(self, doc_id, request: gr.Request = None):
         if not doc_id:
-            return "Choose a document to delete.", *self._documents_outputs()
+            return "Choose a document to delete.", *self._documents_outputs(request)
         try:
-            info = self._knowledge().delete(doc_id)
+            info = self._knowledge(request).delete(doc_id)
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs()
-        return f"Deleted {render.safe_markdown(info.source)} ({info.chunks} chunks).", *self._documents_outputs()
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
+        return (f"Deleted {render.safe_markdown(info.source)} ({info.chunks} chunks).",
+                *self._documents_outputs(request))
 
-    def search(self, text, image, k):
+    def search(self, text, image, k, request: gr.Request = None):
         try:
-            hits = self._knowledge().search(text or None, [image] if image else [], k=int(k))
+            hits = self._knowledge(request).search(text or None, [image] if image else [], k=int(k))
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         return [h.to_dict() for h in hits]
 
     def status(self):
-        statuses = self.pipeline.status()
+        statuses = self.workspaces.status()
         settled = all(s.state in ("ready", "failed") for s in statuses)
         return render.status_markdown(statuses), gr.Timer(active=not settled)
 
@@ -113,7 +123,7 @@ class AssistantUI:
                            None if strict is None else bool(strict))
 
     def _model_ready(self) -> bool:
-        return self.pipeline.model.status().state == "ready"
+        return self.workspaces.model.status().state == "ready"
 
     @staticmethod
     def account(request: gr.Request):
@@ -124,14 +134,15 @@ class AssistantUI:
         return (f'<span class="account-name">{html.escape(name)}</span> · '
                 '<a href="logout" target="_self">Sign out · 退出登录</a>')
 
-    def _knowledge(self):
-        if self.pipeline.knowledge is None:
+    def _knowledge(self, request: gr.Request | None):
+        knowledge = self._workspace(request).knowledge
+        if knowledge is None:
             raise AssistantError("The knowledge base is turned off (ASSISTANT_RETRIEVAL__ENABLED=false).")
-        return self.pipeline.knowledge
+        return knowledge
 
-    def _documents_outputs(self):
+    def _documents_outputs(self, request: gr.Request | None):
         try:
-            docs = self._knowledge().documents()
+            docs = self._knowledge(request).documents()
         except AssistantError:
             docs = []
         choices = [(f"{d.source} ({d.kind}, {d.chunks} chunks)", d.doc_id) for d in docs]
@@ -147,7 +158,7 @@ class AssistantUI:
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
             account = gr.HTML(elem_id="account")
             app.load(self.account, None, account, api_visibility="private")
-            status = gr.Markdown(render.status_markdown(self.pipeline.status()), elem_id="status")
+            status = gr.Markdown(render.status_markdown(self.workspaces.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
             with gr.Tab(t("tab_chat"), elem_id="tab-chat"):
@@ -214,15 +225,20 @@ class AssistantUI:
             gr.Button(t("search")).click(self.search, [query, image, k], results, api_name="search")
 
 
-def create_app(pipeline: AnswerPipeline, settings: Settings) -> gr.Blocks:
-    return AssistantUI(pipeline, settings).build()
+def create_app(app: AnswerPipeline | Workspaces, settings: Settings) -> gr.Blocks:
+    """The app over workspaces, or over one pipeline (one local user, no sign-in)."""
+    workspaces = app if isinstance(app, Workspaces) else Workspaces.single(app)
+    return AssistantUI(workspaces, settings).build()
 
 
 def launch(app: gr.Blocks, settings: Settings, **kwargs):
     """Launch with the product's defaults: bound to the configured host, thumbnails servable, EN/ZH."""
-    files_dir = Path(settings.data_dir) / "files"
+    # thumbnails: the local knowledge base's, and with sign-in every user's (owner-checked serving is not
+    # built yet: a signed-in user who knew another's file path could fetch it)
+    files = [Path(settings.data_dir) / "files"] + ([Path(settings.data_dir) / "users"]
+                                                   if settings.auth.mode != "local" else [])
     options = dict(server_name=settings.ui.host, server_port=settings.ui.port,
-                   allowed_paths=[str(files_dir.resolve()), str(ASSETS)], show_error=False,
+                   allowed_paths=[*(str(f.resolve()) for f in files), str(ASSETS)], show_error=False,
                    i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
                    auth_message="Sign in with the name and password your administrator gave you. "
                                 "请使用管理员提供的用户名和密码登录。")

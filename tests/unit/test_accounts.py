@@ -95,9 +95,12 @@ def test_sign_in_follows_the_settings(tmp_path):
     check = sign_in_for(settings)
     import asyncio
     import inspect
+    from concurrent.futures import ThreadPoolExecutor
 
     assert inspect.iscoroutinefunction(check)  # Gradio awaits only real coroutine functions
-    assert asyncio.run(check("alice", PASSWORD)) is True and asyncio.run(check("alice", "nope")) is False
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own (earlier tests may leave one in this thread)
+        assert thread.submit(asyncio.run, check("alice", PASSWORD)).result() is True
+        assert thread.submit(asyncio.run, check("alice", "nope")).result() is False
 
 
 def users_cli(tmp_path, *args, stdin: str = ""):

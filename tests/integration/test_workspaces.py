@@ -1,0 +1,89 @@
+"""Private knowledge bases with sign-in: three users of one real app (tiny Qwen2.5-VL and CLIP through the
+product's composition root, real Chroma on disk), each a real ``gradio_client`` signed in as themselves.
+Each adds a document holding a canary word of their own; no user's documents list, search, chat sources
+or delete reaches another's."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from gradio_client import Client, handle_file
+
+from assistant.accounts import UsersFile
+from assistant.composition import build_workspaces
+from tests.helpers.server import app_settings, ask, serve
+
+pytestmark = pytest.mark.integration
+USERS = {"alice": "alices long password", "bob": "bobs long password", "carol": "carols long password"}
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("workspaces")
+    settings = app_settings(tmp, auth={"mode": "password"},
+                            model={"checkpoint": str(tiny_models["qwen2_5_vl"]), "max_new_tokens": 8},
+                            retrieval={"embedder": str(tiny_models["clip"])})
+    users = UsersFile(settings.users_file)
+    for name, password in USERS.items():
+        users.add(name, password)
+    workspaces = build_workspaces(settings)
+    workspaces.model.loader.get(timeout=120)
+    with serve(workspaces, settings) as url:
+        yield url, settings
+
+
+@pytest.fixture(scope="module")
+def stocked(app, tmp_path_factory):
+    """Every user signed in, with one document of their own holding their canary."""
+    url, settings = app
+    folder = tmp_path_factory.mktemp("docs")
+    clients, canaries = {}, {}
+    for name, password in USERS.items():
+        clients[name] = Client(url, auth=(name, password), verbose=False)
+        canaries[name] = f"canary{secrets.token_hex(4)}"
+        note = folder / f"{name}-notes.txt"
+        note.write_text(f"The private notes of {name} mention {canaries[name]} twice: {canaries[name]}.")
+        report, table, _ = clients[name].predict([handle_file(str(note))], api_name="/ingest")
+        assert "1 of 1 files" in report
+    return clients, canaries, settings
+
+
+def test_each_user_lists_only_their_own_documents(stocked):
+    clients, _, _ = stocked
+    for name, client in clients.items():
+        table, _ = client.predict(api_name="/documents")
+        assert [row[0] for row in table["data"]] == [f"{name}-notes.txt"]
+
+
+def test_search_and_chat_never_return_another_users_text(stocked):
+    clients, canaries, _ = stocked
+    for name, client in clients.items():
+        for owner, canary in canaries.items():
+            hits = client.predict(canary, None, 10, api_name="/search")
+            text = " ".join(h["text"] for h in hits)
+            assert (canary in text) == (owner == name), (name, owner)
+            _, _, sources = ask(client, f"What do the notes say about {canary}?", k=10)
+            shown = " ".join(str(s) for s in sources)
+            assert all(other not in shown for who, other in canaries.items() if who != name)
+
+
+def test_a_user_cannot_delete_another_users_document(stocked):
+    clients, canaries, _ = stocked
+    table, _ = clients["alice"].predict(api_name="/documents")
+    alices_doc = table["data"][0][3]
+    try:  # refused either by Gradio (not one of bob's choices) or by bob's workspace (no such document)
+        report, _, _ = clients["bob"].predict(alices_doc, api_name="/delete")
+        assert "No document" in report
+    except Exception as exc:  # noqa: BLE001  gradio_client's error type for a refused value
+        assert "not in the list of choices" in str(exc)
+    table, _ = clients["alice"].predict(api_name="/documents")
+    assert [row[3] for row in table["data"]] == [alices_doc]
+
+
+def test_each_knowledge_base_lives_in_its_owners_folder(stocked):
+    _, canaries, settings = stocked
+    for name, canary in canaries.items():
+        records = settings.data_dir / "users" / name / "knowledge" / "records.sqlite3"
+        assert records.exists()
+    assert not (settings.data_dir / "records.sqlite3").exists()  # nothing in the shared local place
