@@ -9,7 +9,8 @@ from pathlib import Path
 
 from assistant.errors import KnowledgeError
 from assistant.images import load_image
-from assistant.loading import Background, LoadStatus
+from assistant.lifecycle import Loaded
+from assistant.loading import Background
 from retrieval import DocumentInfo, Hit, IngestReport, RetrievalError
 from retrieval.store import KnowledgeBase
 
@@ -24,7 +25,10 @@ def translated_errors():
         raise KnowledgeError(str(exc)) from exc
 
 
-class Knowledge:
+class Knowledge(Loaded):
+    """Closing waits for a load in progress, then closes the knowledge base cleanly (no crash probe next
+    time)."""
+
     def __init__(self, loader: Background[KnowledgeBase], *, max_pixels: int = 1024 * 1024):
         self.loader = loader
         self.max_pixels = max_pixels
@@ -35,17 +39,6 @@ class Knowledge:
         loader = Background("knowledge base", lambda: kb, close=KnowledgeBase.close)
         loader.get()
         return cls(loader)
-
-    def start(self) -> Knowledge:
-        self.loader.start()
-        return self
-
-    def status(self) -> LoadStatus:
-        return self.loader.status()
-
-    def close(self) -> None:
-        """Wait for a load in progress, then close the knowledge base cleanly (no crash probe next time)."""
-        self.loader.close()
 
     def _kb(self) -> KnowledgeBase:
         with translated_errors():

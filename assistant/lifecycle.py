@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from assistant.loading import LoadStatus
+from assistant.loading import Background, LoadStatus
 
 
 @runtime_checkable
@@ -53,6 +53,24 @@ class Ready:
 
     def close(self) -> None:
         pass
+
+
+class Loaded:
+    """The lifecycle of a component that loads in the background: its ``loader`` (a ``Background``) starts,
+    reports and closes it."""
+
+    loader: Background
+
+    def start(self):
+        self.loader.start()
+        return self
+
+    def status(self) -> LoadStatus:
+        return self.loader.status()
+
+    def close(self) -> None:
+        """Wait for a load in progress, then close what was loaded."""
+        self.loader.close()
 
 
 def close_all(components) -> None:

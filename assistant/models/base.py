@@ -6,8 +6,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from assistant.lifecycle import Capabilities, Component
-from assistant.loading import Background, LoadStatus
+from assistant.lifecycle import Capabilities, Component, Loaded
+from assistant.loading import Background
 from assistant.types import ChatTurn, GenerationParams
 
 
@@ -28,22 +28,12 @@ class VisionChatModel(Component, Protocol):
     def image_frame(self, image: Path) -> tuple[int, int] | None: ...
 
 
-class LazyModel:
+class LazyModel(Loaded):
     """A ``VisionChatModel`` whose backend loads in the background; ``stream`` waits for it."""
 
     def __init__(self, name: str, loader: Background[VisionChatModel]):
         self.name = name
         self.loader = loader
-
-    def start(self) -> LazyModel:
-        self.loader.start()
-        return self
-
-    def status(self) -> LoadStatus:
-        return self.loader.status()
-
-    def close(self) -> None:
-        self.loader.close()
 
     @property
     def capabilities(self) -> Capabilities:
