@@ -2,9 +2,10 @@
 ``python -m assistant users``, and a guard against guessing.
 
 The file is JSON, written whole to a temporary file and renamed (a crash never leaves half of it), readable
-by its owner only (0600, its folder 0700), and read again at every sign-in, so a user added or removed
-with the CLI counts at once, without restarting the app. Passwords never reach a log or the file; an
-unknown name costs a sign-in as long as a known one (a hash is verified either way)."""
+by its owner only (0600; its folder 0700 when it creates it), and read again at every sign-in (and by the
+workspaces at every request), so a user added or removed with the CLI counts at once, without restarting
+the app. Passwords never reach a log or the file; an unknown name costs a sign-in as long as a known one
+(a hash is verified either way)."""
 
 from __future__ import annotations
 
@@ -93,14 +94,7 @@ class UsersFile:
             self.hasher.verify(stored, password or "")
         except (VerificationError, InvalidHashError):
             return False
-        if entry is None:
-            return False
-        if self.hasher.check_needs_rehash(stored):  # parameters were raised since it was set
-            try:
-                self.set_password(name, password)
-            except OSError:
-                pass
-        return True
+        return entry is not None
 
     # -- the file -------------------------------------------------------------------------------
 
@@ -186,13 +180,15 @@ class SignInGuard:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def allowed(self, name: str) -> bool:
+    def attempt(self, name: str) -> bool:
+        """Whether a sign-in for ``name`` may be tried now. An allowed attempt counts as a failure until
+        ``succeeded`` says otherwise, so attempts in parallel cannot pass the limit."""
         with self._lock:
-            return len(self._recent(name)) < self.max_failures
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            self._recent(name).append(self.clock())
+            times = self._recent(name)
+            if len(times) >= self.max_failures:
+                return False
+            times.append(self.clock())
+            return True
 
     def succeeded(self, name: str) -> None:
         with self._lock:
@@ -202,28 +198,36 @@ class SignInGuard:
         times = self._failures[name]
         while times and times[0] <= self.clock() - self.window:
             times.popleft()
+        for other in [n for n, t in self._failures.items() if not t and n != name]:
+            del self._failures[other]  # names whose failures have all expired
         return times
 
 
 class PasswordSignIn:
     """The sign-in check the web app calls with a name and a password (Gradio's ``launch(auth=...)``)."""
 
-    def __init__(self, users: UsersFile, guard: SignInGuard):
+    def __init__(self, users: UsersFile, guard: SignInGuard, *, at_once: int = 2):
         self.users = users
         self.guard = guard
+        self._slots = threading.BoundedSemaphore(at_once)  # each check takes 64 MiB: a flood must queue
 
     def __call__(self, name: str, password: str) -> bool:
         key = (name or "").strip().lower()[:64]
-        if not self.guard.allowed(key):
+        if not self.guard.attempt(key):
             log.warning("sign-in refused for %s: too many failed attempts, try again later", self._who(key))
             return False
-        if self.users.verify(name, password):
+        with self._slots:
+            ok = self.users.verify(name, password)
+        if ok:
             self.guard.succeeded(key)
             log.info("signed in: %s", key)
             return True
-        self.guard.failed(key)
         log.warning("failed sign-in for %s", self._who(key))
         return False
+
+    def is_user(self, name: str) -> bool:
+        """Whether ``name`` is (still) in the users file: a removed user's open session ends with it."""
+        return any(a.name == name for a in self.users.accounts())
 
     def _who(self, key: str) -> str:
         """A known user's name; never what was typed otherwise (it may be a password in the wrong box)."""

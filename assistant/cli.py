@@ -209,10 +209,19 @@ def cmd_users(args, session: Session) -> int:
             print(f"{a.name}{'  (admin)' if a.admin else ''}")
         print(f"{len(accounts)} users in {users.path.name}")
         return 0
+    from assistant.workspaces import knowledge_dir
+
+    folder = knowledge_dir(session.settings.data_dir, args.name).parent
     if args.action == "remove":
         users.remove(args.name)
-        print(f"removed {args.name.strip().lower()}")
+        print(f"removed {folder.name}; they can no longer sign in, and a session they have open ends")
+        if folder.exists():
+            print(f"their documents remain in {folder}: delete that folder to remove them (the name cannot "
+                  "be given to someone else while it exists)")
         return 0
+    if args.action == "add" and folder.exists():
+        raise InputError(f"{folder} holds the documents of an earlier user '{folder.name}': delete it first, "
+                         "or choose another name (a new user must not inherit them)")
     password = _new_password(args.password_stdin)
     if args.action == "add":
         account = users.add(args.name, password, admin=args.admin)

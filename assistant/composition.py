@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+from assistant.accounts import UsersFile, normalise_name
 from assistant.knowledge import Knowledge, translated_errors
 from assistant.lifecycle import Ready
 from assistant.loading import Background
@@ -64,9 +65,11 @@ def load_embedders(settings: Settings):
     return embedder, text_embedder
 
 
-def _store_options(settings: Settings) -> dict:
+def _store_options(settings: Settings, user: str | None = None) -> dict:
+    """A user's knowledge base has collections of its own (a Chroma server holds every user's vectors)."""
     r = settings.retrieval
-    return dict(collection=r.collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
+    collection = f"{r.collection}-{normalise_name(user)}" if user else r.collection
+    return dict(collection=collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
                 chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
                 chroma_url=r.chroma_url or None)
 
@@ -79,7 +82,7 @@ def open_knowledge_base(settings: Settings, *, write: bool = True, user: str | N
 
     embedder, text_embedder = load_embedders(settings)
     return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=write,
-                                  text_embedder=text_embedder, **_store_options(settings))
+                                  text_embedder=text_embedder, **_store_options(settings, user))
 
 
 def build_knowledge(settings: Settings, *, write: bool = True, user: str | None = None) -> Knowledge:
@@ -116,6 +119,8 @@ def build_workspaces(settings: Settings) -> Workspaces:
     model = build_model(settings)
     r = settings.retrieval
     options = dict(k=r.k, min_score=r.min_score, strict=r.strict)
+    users = UsersFile(settings.users_file)
+    options["is_user"] = lambda name: any(a.name == name for a in users.accounts())
     if not r.enabled:
         return Workspaces(model, None, signed_in=True, **options).start()
 
@@ -132,7 +137,7 @@ def build_workspaces(settings: Settings) -> Workspaces:
             with translated_errors():
                 return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=True,
                                               text_embedder=text_embedder, parser=workers.borrowed(),
-                                              **_store_options(settings))
+                                              **_store_options(settings, user))
 
         return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close),
                          max_pixels=settings.model.max_pixels)

@@ -46,10 +46,12 @@ class Workspaces:
     (not yet loaded); ``shared`` are the components every workspace uses (the model, the embedders)."""
 
     def __init__(self, model, open_knowledge: Callable[[str], Knowledge] | None, *, signed_in: bool,
-                 shared: list | None = None, **pipeline_options):
+                 shared: list | None = None, is_user: Callable[[str], bool] | None = None,
+                 **pipeline_options):
         self.model = model
         self.open_knowledge = open_knowledge
         self.signed_in = signed_in  # False: one local user, whoever asks
+        self.is_user = is_user  # asked on every request: a user removed meanwhile gets nothing more
         self.shared = [model, *(shared or [])]
         self.pipeline_options = pipeline_options
         self._open: dict[str, Workspace] = {}
@@ -72,9 +74,15 @@ class Workspaces:
             raise AssistantError("Sign in first.")
         else:
             key = normalise_name(user)  # Gradio passes the name as typed; the users file ignores case
+            if self.is_user is not None and not self.is_user(key):
+                raise AssistantError("This account no longer exists; sign out.")
         with self._lock:
             if self._closed:
                 raise AssistantError("The app is shutting down.")
+            known = self._open.get(key)
+            if known is not None and known.knowledge is not None and known.knowledge.status().state == "failed":
+                del self._open[key]  # e.g. the CLI had it open a moment: try again rather than fail for good
+                known.knowledge.close()
             if key not in self._open:
                 knowledge = self.open_knowledge(key).start() if self.open_knowledge else None
                 self._open[key] = Workspace(key, AnswerPipeline(self.model, knowledge, **self.pipeline_options))

@@ -179,8 +179,11 @@ class Records:
                     "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
                     f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
                 out.update({r[0]: Chunk(*r) for r in rows})
-        finally:
-            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         return out
 
     def committed(self, ids: Sequence[str]) -> set[str]:

@@ -358,7 +358,7 @@ class KnowledgeBase:
         while True:
             hits = self.index.query(space, vector, asked)
             committed = self.records.committed([cid for cid, _ in hits])
-            if len(committed) == len(hits) or len(hits) < asked:
+            if len(committed) >= min(n, len(hits)) or len(hits) < asked:
                 break
             asked *= 4
         hits = [(cid, similarity) for cid, similarity in hits if cid in committed][:n]

@@ -32,6 +32,7 @@ class AssistantUI:
     def __init__(self, workspaces: Workspaces, settings: Settings):
         self.workspaces = workspaces
         self.settings = settings
+        self.thumbnails = settings.auth.mode == "local"  # served from the local knowledge base's folder only
         self.i18n = make_i18n()
 
     def _workspace(self, request: gr.Request | None) -> Workspace:
@@ -51,12 +52,13 @@ class AssistantUI:
             for event in pipeline.answer(question):
                 if isinstance(event, Retrieved):
                     sources = event.sources
-                    cards, data = render.sources_html(sources, notice=event.notice), render.sources_data(sources)
+                    cards = render.sources_html(sources, notice=event.notice, thumbnails=self.thumbnails)
+                    data = render.sources_data(sources)
                 elif isinstance(event, Token):
                     answer += event.text
                 elif isinstance(event, Completed):
                     if sources:
-                        cards = render.sources_html(sources, event.cited)
+                        cards = render.sources_html(sources, event.cited, thumbnails=self.thumbnails)
                         data = render.sources_data(sources, event.cited)
                     yield self._reply(event.text, len(sources), event.annotated), cards, data
                     return
@@ -233,12 +235,11 @@ def create_app(app: AnswerPipeline | Workspaces, settings: Settings) -> gr.Block
 
 def launch(app: gr.Blocks, settings: Settings, **kwargs):
     """Launch with the product's defaults: bound to the configured host, thumbnails servable, EN/ZH."""
-    # thumbnails: the local knowledge base's, and with sign-in every user's (owner-checked serving is not
-    # built yet: a signed-in user who knew another's file path could fetch it)
-    files = [Path(settings.data_dir) / "files"] + ([Path(settings.data_dir) / "users"]
-                                                   if settings.auth.mode != "local" else [])
+    # Thumbnails of the local knowledge base only. Gradio's file route checks sign-in, not ownership, so
+    # no user's folder is ever allowed: with sign-in thumbnails wait for an owner-checked route.
+    files_dir = Path(settings.data_dir) / "files"
     options = dict(server_name=settings.ui.host, server_port=settings.ui.port,
-                   allowed_paths=[*(str(f.resolve()) for f in files), str(ASSETS)], show_error=False,
+                   allowed_paths=[str(files_dir.resolve()), str(ASSETS)], show_error=False,
                    i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
                    auth_message="Sign in with the name and password your administrator gave you. "
                                 "请使用管理员提供的用户名和密码登录。")

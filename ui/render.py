@@ -52,22 +52,23 @@ def file_url(path: str) -> str:
 
 
 def sources_html(sources: tuple[Source, ...], cited: tuple[int, ...] | None = None,
-                 notice: str | None = None) -> str:
+                 notice: str | None = None, *, thumbnails: bool = True) -> str:
     """Source cards: thumbnail or text icon, file, location, score. Cited cards are marked and the rest
-    dimmed once the answer is complete; a card opens to show the source larger."""
+    dimmed once the answer is complete; a card opens to show the source larger. ``thumbnails=False``
+    where they cannot be served (with sign-in, until the owner-checked file route)."""
     if notice:
         return f'<div class="sources-empty">{html.escape(notice)}</div>'
     if not sources:
         return '<div class="sources-empty">—</div>'
     cited = cited or None  # an answer that cites nothing dims nothing
-    return '<div class="sources">' + "".join(_card(s, cited) for s in sources) + "</div>"
+    return '<div class="sources">' + "".join(_card(s, cited, thumbnails) for s in sources) + "</div>"
 
 
-def _card(s: Source, cited: tuple[int, ...] | None) -> str:
+def _card(s: Source, cited: tuple[int, ...] | None, thumbnails: bool = True) -> str:
     is_cited = cited is not None and s.number in cited
     state = "" if cited is None else (" cited" if is_cited else " uncited")
     name, locator, text = html.escape(s.name), html.escape(s.locator), html.escape(s.text)
-    if s.thumbnail:
+    if s.thumbnail and thumbnails:
         thumb = f'<img class="thumb" src="{html.escape(file_url(s.thumbnail))}" alt="{name}" loading="lazy">'
         large = f'<img class="large" src="{html.escape(file_url(s.thumbnail))}" alt="{name}">'
     else:

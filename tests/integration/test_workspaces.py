@@ -87,3 +87,18 @@ def test_each_knowledge_base_lives_in_its_owners_folder(stocked):
         records = settings.data_dir / "users" / name / "knowledge" / "records.sqlite3"
         assert records.exists()
     assert not (settings.data_dir / "records.sqlite3").exists()  # nothing in the shared local place
+
+
+def test_a_removed_users_open_session_gets_nothing_more(app, tmp_path):
+    url, settings = app
+    users = UsersFile(settings.users_file)
+    users.add("dave", "daves long password")
+    client = Client(url, auth=("dave", "daves long password"), verbose=False)
+    note = tmp_path / "dave.txt"
+    note.write_text("Dave's own note.")
+    assert "1 of 1 files" in client.predict([handle_file(str(note))], api_name="/ingest")[0]
+    users.remove("dave")
+    with pytest.raises(Exception, match="no longer exists"):  # noqa: B017  gradio_client's error type
+        client.predict("Dave's own note", None, 4, api_name="/search")
+    table, _ = client.predict(api_name="/documents")
+    assert "dave.txt" not in str(table)  # the list is empty for him now

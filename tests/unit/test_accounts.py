@@ -121,3 +121,35 @@ def test_the_users_command(tmp_path):
     short = users_cli(tmp_path, "add", "carol", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 10 characters" in short.stderr and "Traceback" not in short.stderr
     assert "1 users" in users_cli(tmp_path, "list").stdout
+
+
+def test_parallel_guesses_cannot_pass_the_limit(tmp_path):
+    """Each attempt counts before its (slow) check, so guesses sent at once are held to the limit too."""
+    import threading
+
+    class Counting(UsersFile):
+        checks = 0
+
+        def verify(self, name, password):
+            Counting.checks += 1
+            return super().verify(name, password)
+
+    users = Counting(tmp_path / "users.json")
+    users.add("alice", PASSWORD)
+    sign_in = PasswordSignIn(users, SignInGuard(max_failures=3, window=600))
+    threads = [threading.Thread(target=sign_in, args=("alice", f"parallel guess {i}")) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counting.checks == 3
+
+
+def test_removing_a_user_keeps_their_folder_and_the_name_is_not_reused(tmp_path):
+    assert users_cli(tmp_path, "add", "erin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    folder = tmp_path / "data" / "users" / "erin"
+    (folder / "knowledge").mkdir(parents=True)  # as the app makes it at her first sign-in
+    removed = users_cli(tmp_path, "remove", "erin")
+    assert removed.returncode == 0 and "their documents remain in" in removed.stdout
+    again = users_cli(tmp_path, "add", "erin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert again.returncode == 1 and "must not inherit" in again.stderr
