@@ -158,8 +158,9 @@ class AssistantUI:
             with gr.Row():
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
-            account = gr.HTML(elem_id="account")
-            app.load(self.account, None, account, api_visibility="private")
+            if self.workspaces.signed_in:  # who is signed in, and the way out
+                account = gr.HTML(elem_id="account")
+                app.load(self.account, None, account, api_visibility="private")
             status = gr.Markdown(render.status_markdown(self.workspaces.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
