@@ -158,7 +158,7 @@ class AssistantUI:
             with gr.Row():
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
-            if self.workspaces.signed_in:  # who is signed in, and the way out
+            if self.settings.auth.mode != "local":  # who is signed in, and the way out
                 account = gr.HTML(elem_id="account")
                 app.load(self.account, None, account, api_visibility="private")
             status = gr.Markdown(render.status_markdown(self.workspaces.status()), elem_id="status")
