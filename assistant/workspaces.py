@@ -80,7 +80,8 @@ class Workspaces:
             if self._closed:
                 raise AssistantError("The app is shutting down.")
             known = self._open.get(key)
-            if known is not None and known.knowledge is not None and known.knowledge.status().state == "failed":
+            if (self.open_knowledge is not None and known is not None and known.knowledge is not None
+                    and known.knowledge.status().state == "failed"):
                 del self._open[key]  # e.g. the CLI had it open a moment: try again rather than fail for good
                 known.knowledge.close()
             if key not in self._open:

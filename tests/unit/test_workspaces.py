@@ -82,3 +82,16 @@ def test_each_user_has_collections_of_their_own_in_a_shared_chroma_server(tmp_pa
     settings = Settings(data_dir=tmp_path, retrieval={"chroma_url": "http://127.0.0.1:8001"})
     names = {_store_options(settings, user)["collection"] for user in (None, "alice", "Bob")}
     assert names == {"knowledge", "knowledge-alice", "knowledge-bob"}
+
+
+def test_the_local_pipeline_is_kept_even_when_its_knowledge_base_failed():
+    """Without sign-in there is nothing to reopen with: the pipeline stays, and says why it has no sources."""
+    def broken():
+        raise KnowledgeError("The embedding model folder does not exist")
+
+    knowledge = Knowledge(Background("knowledge base", broken)).start()
+    pipeline = AnswerPipeline(ScriptedModel(), knowledge, k=7)
+    workspaces = Workspaces.single(pipeline)
+    with pytest.raises(KnowledgeError):
+        knowledge.documents()
+    assert workspaces.of(None).pipeline is pipeline
