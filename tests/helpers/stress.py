@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import queue
 import random
+import sys
 import threading
 import time
 import traceback
@@ -121,8 +122,9 @@ def run_stress(root: Path, seconds: float, *, chat_threads: int = 2, writers: in
 
     def delete():
         try:
-            name = deletable.get(timeout=0.2)
+            name = deletable.get_nowait()
         except queue.Empty:
+            stop.wait(0.1)  # nothing to delete yet; wakes at once when the run ends
             return
         if knowledge.delete(name).source != name:
             fail(f"delete {name} removed another document")
@@ -153,19 +155,27 @@ def run_stress(root: Path, seconds: float, *, chat_threads: int = 2, writers: in
     threads = ([worker(chat) for _ in range(chat_threads)] + [worker(ingest, set()) for _ in range(writers)]
                + [worker(delete) for _ in range(writers)] + [worker(search)])
     started = time.perf_counter()
+    stuck: list[threading.Thread] = []
     try:
         for t in threads:
             t.start()
         stop.wait(seconds)
         stop.set()
+        deadline = time.monotonic() + 120  # each thread finishes its current operation, then stops
         for t in threads:
-            t.join(300)
-            if t.is_alive():
-                stats.errors.append("a thread did not finish within 300 s of the stop")
+            t.join(max(deadline - time.monotonic(), 0.1))
+        stuck = [t for t in threads if t.is_alive()]
+        if stuck:  # a failure to report, not a hang: say where each stuck thread is
+            frames = sys._current_frames()
+            stats.errors += [f"{t.name} did not stop within 120 s:\n"
+                             + "".join(traceback.format_stack(frames[t.ident])) for t in stuck if t.ident in frames]
+            stats.seconds = time.perf_counter() - started
+            return stats
         stats.seconds = time.perf_counter() - started
         stats.inconsistencies += check(kb, kept, deleted)
     finally:
-        kb.close()
+        if not stuck:  # a stuck thread may hold the write lock that closing waits for
+            kb.close()
     reopened, _ = open_stressed(data, workers=1)
     try:
         if reopened.index.repairs:
