@@ -10,6 +10,7 @@ the app. Passwords never reach a log or the file; an unknown name costs a sign-i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +76,10 @@ class UsersFile:
             self._known(users, name)
             del users[name]
 
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is (still) a user: asked at every request, so a removed user gets nothing more."""
+        return name in self._read()
+
     def accounts(self) -> list[Account]:
         return [Account(n, bool(u.get("admin")), float(u.get("created", 0))) for n, u in sorted(self._read().items())]
 
@@ -132,30 +137,16 @@ class UsersFile:
                              "restore it from a backup") from exc
         return dict(data.get("users", {}))
 
+    @contextlib.contextmanager
     def _editing(self):
-        users_file = self
+        """The users, to change: read and written back under a file lock (the CLI may run twice at once)."""
+        from filelock import FileLock
 
-        class Editing:
-            def __enter__(self):
-                from filelock import FileLock
-
-                self.lock = FileLock(str(users_file.path) + ".lock")
-                users_file.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self.lock.acquire(timeout=30)
-                users_file._lock.acquire()
-                self.users = users_file._read()
-                return self.users
-
-            def __exit__(self, exc_type, exc, tb):
-                try:
-                    if exc_type is None:
-                        users_file._write(self.users)
-                finally:
-                    users_file._lock.release()
-                    self.lock.release()
-                return False
-
-        return Editing()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with FileLock(str(self.path) + ".lock", timeout=30), self._lock:
+            users = self._read()
+            yield users
+            self._write(users)
 
     def _write(self, users: dict) -> None:
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -225,13 +216,9 @@ class PasswordSignIn:
         log.warning("failed sign-in for %s", self._who(key))
         return False
 
-    def is_user(self, name: str) -> bool:
-        """Whether ``name`` is (still) in the users file: a removed user's open session ends with it."""
-        return any(a.name == name for a in self.users.accounts())
-
     def _who(self, key: str) -> str:
         """A known user's name; never what was typed otherwise (it may be a password in the wrong box)."""
-        return repr(key) if any(a.name == key for a in self.users.accounts()) else "an unknown name"
+        return repr(key) if self.users.exists(key) else "an unknown name"
 
 
 def sign_in_for(settings: Settings):

@@ -99,13 +99,17 @@ def build_knowledge(settings: Settings, *, write: bool = True, user: str | None 
 def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = True,
                    write: bool = True, user: str | None = None) -> AnswerPipeline:
     """The whole assistant, or as much of it as a command needs (``knowledge=False``: no knowledge base;
-    ``write=False``: read it only; ``user``: that user's, not the local one). With ``start`` every component begins loading in the background;
-    ``close()`` on the pipeline ends them all."""
+    ``write=False``: read it only; ``user``: that user's, not the local one). With ``start`` every
+    component begins loading in the background; ``close()`` on the pipeline ends them all."""
     model = build_model(settings)
     kb = build_knowledge(settings, write=write, user=user) if knowledge and settings.retrieval.enabled else None
-    r = settings.retrieval
-    pipeline = AnswerPipeline(model, kb, k=r.k, min_score=r.min_score, strict=r.strict)
+    pipeline = AnswerPipeline(model, kb, **_answer_options(settings))
     return pipeline.start() if start else pipeline
+
+
+def _answer_options(settings: Settings) -> dict:
+    r = settings.retrieval
+    return dict(k=r.k, min_score=r.min_score, strict=r.strict)
 
 
 def build_workspaces(settings: Settings) -> Workspaces:
@@ -117,11 +121,8 @@ def build_workspaces(settings: Settings) -> Workspaces:
     from retrieval.worker import ParsePool
 
     model = build_model(settings)
-    r = settings.retrieval
-    options = dict(k=r.k, min_score=r.min_score, strict=r.strict)
-    users = UsersFile(settings.users_file)
-    options["is_user"] = lambda name: any(a.name == name for a in users.accounts())
-    if not r.enabled:
+    options = {**_answer_options(settings), "is_user": UsersFile(settings.users_file).exists}
+    if not settings.retrieval.enabled:
         return Workspaces(model, None, signed_in=True, **options).start()
 
     def load_shared():
