@@ -116,12 +116,15 @@ def build_workspaces(settings: Settings) -> Workspaces:
     """The app's workspaces: one local user without sign-in (the pipeline ``build_pipeline`` makes), or,
     with sign-in, a knowledge base per user sharing the model, the embedders and the parse workers."""
     if settings.auth.mode == "local":
-        return Workspaces.single(build_pipeline(settings))
+        return Workspaces.single(build_pipeline(settings), settings.data_dir)
     from retrieval.store import KnowledgeBase
     from retrieval.worker import ParsePool
 
     model = build_model(settings)
-    options = {**_answer_options(settings), "is_user": UsersFile(settings.users_file).exists}
+    options = {**_answer_options(settings), "data_dir": settings.data_dir,
+               "temporary": settings.auth.mode == "anonymous"}
+    if settings.auth.mode == "password":  # a user removed with the CLI gets nothing more at once
+        options["is_user"] = UsersFile(settings.users_file).exists
     if not settings.retrieval.enabled:
         return Workspaces(model, None, signed_in=True, **options).start()
 

@@ -67,5 +67,12 @@ class Knowledge(Loaded):
         with translated_errors():
             return kb.delete(doc_id)
 
+    def files_dir(self) -> Path | None:
+        """The folder of its thumbnails; None when it could not be opened."""
+        try:
+            return self._kb().files_dir
+        except KnowledgeError:
+            return None
+
     def count(self) -> int:
         return self._kb().count()

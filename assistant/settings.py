@@ -94,13 +94,32 @@ class UISettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the web app binds; `0.0.0.0` exposes it to "
                       "the network (put authentication in front first).")
     port: int = Field(7860, ge=1, le=65535, description="Port of the web app.")
+    allowed_hosts: list[str] = Field(
+        [], description="Host names the app answers to (a JSON list, e.g. `[\"assistant.example.org\"]`); "
+        "any other Host header is refused (DNS rebinding). Always allowed: `localhost`, `127.0.0.1`, `::1` "
+        "and the bound address.")
+    max_upload_mb: float = Field(200.0, gt=0, description="Largest file one upload may carry; a larger one "
+                                 "is refused while it arrives.")
+    quota_mb: float = Field(2000.0, gt=0, description="What one user's workspace (knowledge bases, "
+                            "conversations' images) may hold on disk; an upload past it is refused.")
 
 
 class AuthSettings(BaseModel):
-    mode: Literal["local", "password"] = Field(
-        "local", description="Who may use the app. `local`: no sign-in, one user (for 127.0.0.1). "
-        "`password`: everyone signs in with a name and password from the users file, managed with "
-        "`python -m assistant users` (add, remove, list, passwd).")
+    mode: Literal["local", "password", "proxy", "huggingface", "anonymous"] = Field(
+        "local", description="Who may use the app. `local`: no sign-in, one user (only on a loopback "
+        "address). `password`: everyone signs in with a name and password from the users file, managed with "
+        "`python -m assistant users` (add, remove, list, passwd). `proxy`: a reverse proxy doing single "
+        "sign-on names the user in `ASSISTANT_AUTH__PROXY_HEADER`, honoured only from "
+        "`ASSISTANT_AUTH__TRUSTED_PROXIES`. `huggingface`: Sign in with Hugging Face on a Space "
+        "(`hf_oauth: true`). `anonymous`: no sign-in, every browser gets a private, temporary workspace, "
+        "removed after `ASSISTANT_AUTH__IDLE_MINUTES` (a public demo).")
+    proxy_header: str = Field("X-Forwarded-User", description="The header in which the trusted proxy "
+                              "names the signed-in user (`proxy` mode).")
+    trusted_proxies: list[str] = Field(
+        [], description="Addresses or networks (JSON list, e.g. `[\"10.0.0.5\", \"10.1.0.0/16\"]`) of the "
+        "proxies whose user header is believed (`proxy` mode); a request from anywhere else is refused.")
+    idle_minutes: float = Field(60.0, gt=0, description="`anonymous` mode: a browser's workspace "
+                                "(documents, conversations) is deleted after this long unused.")
     users_file: Path | None = Field(None, description="The users file (argon2id password hashes, 0600). "
                                     "Empty: `users.json` in `ASSISTANT_DATA_DIR`.")
     max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed per user name within "

@@ -7,16 +7,25 @@ opened on first use with the shared embedders and parse workers, and closed at s
 
 Without sign-in (local mode) there is one user, whose knowledge base stays where it always was
 (``ASSISTANT_DATA_DIR``); with sign-in each user's lives in ``ASSISTANT_DATA_DIR/users/<name>/knowledge``.
+Conversations (and their images) are in the workspace's ``conversations`` folder; answers' annotated images
+are drawn in its ``scratch`` folder and then kept with their conversation.
+
+Anonymous visitors' workspaces are temporary: ``remove_idle`` deletes those unused for a while, every file.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.accounts import normalise_name
+from assistant.conversations import ConversationStore
 from assistant.errors import AssistantError
 from assistant.knowledge import Knowledge
 from assistant.lifecycle import close_all
@@ -24,21 +33,57 @@ from assistant.loading import LoadStatus
 from assistant.pipeline import AnswerPipeline
 
 LOCAL_USER = "local"
+log = logging.getLogger(__name__)
+
+
+def workspace_dir(data_dir: Path, user: str | None) -> Path:
+    """A user's folder; ``None``: the single local user's (the data folder itself)."""
+    return Path(data_dir) if user is None else Path(data_dir) / "users" / normalise_name(user)
 
 
 def knowledge_dir(data_dir: Path, user: str | None) -> Path:
     """Where a user's knowledge base lives; ``None``: the single local user's (the data folder itself)."""
-    return Path(data_dir) if user is None else Path(data_dir) / "users" / normalise_name(user) / "knowledge"
+    return Path(data_dir) if user is None else workspace_dir(data_dir, user) / "knowledge"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Workspace:
     user: str
     pipeline: AnswerPipeline  # the shared model with this user's knowledge base
+    folder: Path
+    conversations: ConversationStore
+    last_used: float = field(default_factory=time.monotonic)
 
     @property
     def knowledge(self) -> Knowledge | None:
         return self.pipeline.knowledge
+
+    @property
+    def scratch(self) -> Path:
+        """Files made for a moment (an annotated image before it joins its conversation)."""
+        return self.folder / "scratch"
+
+    def thumbnail(self, name: str) -> Path | None:
+        """A thumbnail of this user's knowledge base by its file name; None when it has no such file."""
+        files = self.knowledge.files_dir() if self.knowledge is not None else None
+        if files is None or not name or "/" in name or name.startswith("."):
+            return None
+        path = files / name
+        return path if path.is_file() else None
+
+    def size(self) -> int:
+        """Bytes this workspace holds on disk (for the upload quota)."""
+        total = 0
+        for root, _, files in os.walk(self.folder):
+            for f in files:
+                try:
+                    total += os.stat(os.path.join(root, f)).st_size
+                except OSError:
+                    pass  # removed meanwhile
+        return total
+
+    def close(self) -> None:
+        close_all([c for c in (self.knowledge, self.conversations) if c is not None])
 
 
 class Workspaces:
@@ -46,9 +91,11 @@ class Workspaces:
     (not yet loaded); ``shared`` are the components every workspace uses (the model, the embedders)."""
 
     def __init__(self, model, open_knowledge: Callable[[str], Knowledge] | None, *, signed_in: bool,
-                 shared: list | None = None, is_user: Callable[[str], bool] | None = None,
-                 **pipeline_options):
+                 data_dir: Path, shared: list | None = None, is_user: Callable[[str], bool] | None = None,
+                 temporary: bool = False, **pipeline_options):
         self.model = model
+        self.data_dir = Path(data_dir)
+        self.temporary = temporary  # anonymous visitors: workspaces removed when idle
         self.open_knowledge = open_knowledge
         self.signed_in = signed_in  # False: one local user, whoever asks
         self.is_user = is_user  # asked on every request: a user removed meanwhile gets nothing more
@@ -59,12 +106,19 @@ class Workspaces:
         self._closed = False
 
     @classmethod
-    def single(cls, pipeline: AnswerPipeline) -> Workspaces:
-        """One local user with an already built pipeline (no sign-in)."""
-        workspaces = cls(pipeline.model, None, signed_in=False)
-        workspaces._open[LOCAL_USER] = Workspace(LOCAL_USER, pipeline)
+    def single(cls, pipeline: AnswerPipeline, data_dir: Path) -> Workspaces:
+        """One local user with an already built pipeline (no sign-in); its conversations in ``data_dir``."""
+        workspaces = cls(pipeline.model, None, signed_in=False, data_dir=data_dir)
+        workspaces._open[LOCAL_USER] = workspaces._workspace(LOCAL_USER, pipeline)
         workspaces.shared = []  # the pipeline closes its own components
         return workspaces
+
+    def _workspace(self, key: str, pipeline: AnswerPipeline) -> Workspace:
+        folder = workspace_dir(self.data_dir, key if self.signed_in else None)
+        workspace = Workspace(key, pipeline, folder, ConversationStore(folder / "conversations"))
+        if pipeline.annotations_dir is None:
+            pipeline.annotations_dir = workspace.scratch
+        return workspace
 
     def of(self, user: str | None) -> Workspace:
         """The workspace of the user the sign-in named (``None`` without sign-in)."""
@@ -86,8 +140,38 @@ class Workspaces:
                 known.knowledge.close()
             if key not in self._open:
                 knowledge = self.open_knowledge(key).start() if self.open_knowledge else None
-                self._open[key] = Workspace(key, AnswerPipeline(self.model, knowledge, **self.pipeline_options))
-            return self._open[key]
+                pipeline = AnswerPipeline(self.model, knowledge, **self.pipeline_options)
+                self._open[key] = self._workspace(key, pipeline)
+            workspace = self._open[key]
+            workspace.last_used = time.monotonic()
+            return workspace
+
+    def remove(self, user: str) -> None:
+        """Delete a user's workspace and every file in it (knowledge base, conversations, images)."""
+        key = normalise_name(user)
+        with self._lock:
+            workspace = self._open.pop(key, None)
+        if workspace is not None:
+            workspace.close()
+        folder = workspace_dir(self.data_dir, key)
+        if folder.exists():
+            shutil.rmtree(folder)
+        log.info("workspace removed: %s", key)
+
+    def remove_idle(self, idle_seconds: float) -> list[str]:
+        """Temporary workspaces (anonymous visitors) unused for ``idle_seconds`` are deleted."""
+        if not self.temporary:
+            return []
+        now = time.monotonic()
+        with self._lock:
+            idle = [k for k, w in self._open.items() if now - w.last_used > idle_seconds]
+        for key in idle:
+            self.remove(key)
+        return idle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def start(self) -> Workspaces:
         for component in self.shared:
@@ -108,6 +192,6 @@ class Workspaces:
             self._closed = True
             opened, self._open = list(self._open.values()), {}
         if not self.shared:  # single: the pipeline owns its components
-            close_all([w.pipeline for w in opened])
+            close_all([*(w.pipeline for w in opened), *(w.conversations for w in opened)])
             return
-        close_all([*self.shared, *(w.knowledge for w in opened)])
+        close_all([*self.shared, *(c for w in opened for c in (w.knowledge, w.conversations) if c is not None)])

@@ -1,23 +1,32 @@
-"""The Gradio app: ``create_app(pipeline, settings) -> gr.Blocks``. Handlers stay thin: they turn
-Gradio values into requests, accumulate pipeline events, and show ``AssistantError`` messages."""
+"""The Gradio app: ``create_app(pipeline or workspaces, settings) -> gr.Blocks``, served by ``launch``.
+Handlers stay thin: they find the user's workspace, turn Gradio values into requests, accumulate pipeline
+events into the stored conversation, and show ``AssistantError`` messages."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from assistant.accounts import sign_in_for
-from assistant.errors import AssistantError, InputError
+from assistant.conversations import Conversation, ConversationStore, Turn, source_record
+from assistant.errors import AssistantError, ConfigurationError, InputError
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
 from assistant.settings import Settings
 from assistant.types import ChatRequest, GenerationParams
 from assistant.workspaces import Workspace, Workspaces
 from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
 from ui import render
-from ui.history import normalise_history, path_of
+from ui.history import path_of
 from ui.i18n import make_i18n
+from ui.identity import Identity
+from ui.server import Gate, Guard, file_routes, is_loopback, public_files
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLES = ["What shapes and colours are in this picture?", "Locate the red circle and the blue square.",
@@ -26,63 +35,203 @@ LOADING = "⏳ The model is still loading; your answer will start when it is rea
 
 
 class AssistantUI:
-    """Every handler finds the user's workspace from the request's sign-in (``request.username``), never
-    from Gradio's session hash."""
+    """Every handler finds the user's workspace through ``Identity`` (the sign-in), never through Gradio's
+    session hash; conversations are read from and written to the workspace's store, and the chat shows
+    them: nothing is read back out of the rendered chat."""
 
-    def __init__(self, workspaces: Workspaces, settings: Settings):
+    def __init__(self, workspaces: Workspaces, settings: Settings, identity: Identity | None = None,
+                 gate: Gate | None = None):
         self.workspaces = workspaces
         self.settings = settings
-        self.thumbnails = settings.auth.mode == "local"  # served from the local knowledge base's folder only
+        self.identity = identity or Identity(settings)
+        self.gate = gate  # told when an upload leaves Gradio's cache
         self.i18n = make_i18n()
 
     def _workspace(self, request: gr.Request | None) -> Workspace:
-        return self.workspaces.of(getattr(request, "username", None))
+        user = self.identity.user(request) if request is not None or not self.identity.signed_in else None
+        if user is None:
+            raise AssistantError("Sign in first." if self.settings.auth.mode != "huggingface"
+                                 else "Sign in with Hugging Face first (the button at the top).")
+        return self.workspaces.of(user if self.identity.signed_in else None)
 
-    # -- handlers -------------------------------------------------------------------------------
+    # -- chat -----------------------------------------------------------------------------------
 
-    def chat(self, message, history, temperature, max_new_tokens, use_knowledge, k, strict,
+    def send(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
              request: gr.Request = None):
-        cards, data, sources = render.sources_html(()), [], ()
+        """The chat box: yields the chat, the source cards and data, the conversation, the cleared box and
+        the conversation list, its export links and title."""
+        live = None
         try:
-            pipeline = self._workspace(request).pipeline
-            question = self._request(message, history, temperature, max_new_tokens, use_knowledge, k, strict)
-            if not self._model_ready():
-                yield LOADING, cards, data
-            answer = ""
-            for event in pipeline.answer(question):
-                if isinstance(event, Retrieved):
-                    sources = event.sources
-                    cards = render.sources_html(sources, notice=event.notice, thumbnails=self.thumbnails)
-                    data = render.sources_data(sources)
-                elif isinstance(event, Token):
-                    answer += event.text
-                elif isinstance(event, Completed):
-                    if sources:
-                        cards = render.sources_html(sources, event.cited, thumbnails=self.thumbnails)
-                        data = render.sources_data(sources, event.cited)
-                    yield self._reply(event.text, len(sources), event.annotated), cards, data
-                    return
-                yield render.safe_markdown(answer, len(sources)) or "…", cards, data
+            for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
+                                       k, strict, request):
+                yield (live.messages(), live.cards, live.data, live.conversation_id, None,
+                       self._list(request, live.conversation_id), live.export_links(), live.conversation.title)
         except AssistantError as exc:
-            yield f"⚠️ {render.safe_markdown(str(exc))}", cards, data
+            if live is not None and live.stored:  # the failed turn is in the conversation, with its notice
+                yield (live.messages(), live.cards, live.data, live.conversation_id, None,
+                       self._list(request, live.conversation_id), live.export_links(), live.conversation.title)
+                return
+            notice = {"role": "assistant", "content": f"⚠️ {render.safe_markdown(str(exc))}"}
+            yield ([*self._messages(request, conversation_id), notice], gr.skip(), gr.skip(), gr.skip(),
+                   gr.skip(), gr.skip(), gr.skip(), gr.skip())
+
+    def chat(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
+             request: gr.Request = None):
+        """The API's ``/chat``: the answer as it streams (markdown with citation links), the source cards
+        and data; a session's questions continue one conversation."""
+        cards, data = render.sources_html(()), []
+        try:
+            for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
+                                       k, strict, request):
+                cards, data = live.cards, live.data
+                yield live.answer_markdown(), cards, data, live.conversation_id
+        except AssistantError as exc:
+            yield f"⚠️ {render.safe_markdown(str(exc))}", cards, data, gr.skip()
+
+    def _converse(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
+                  request) -> Iterator[Live]:
+        workspace = self._workspace(request)
+        store = workspace.conversations
+        text, paths = self._message(message)
+        if not text.strip() and not paths:
+            raise InputError("Type a question or add an image.")
+        conversation = self._conversation(store, conversation_id)
+        refs = tuple(store.keep_image(conversation.id, p) for p in paths)
+        self._leave_cache(paths, request)
+        live = Live(conversation, text, refs, loading=not self._model_ready())
+        yield live
+        question = ChatRequest(
+            text, tuple(store.image_path(conversation.id, r) for r in refs),
+            tuple(store.chat_turns(conversation)), GenerationParams(int(max_new_tokens), float(temperature)),
+            bool(use_knowledge), int(k) if k else None, None if strict is None else bool(strict))
+        try:
+            for event in workspace.pipeline.answer(question):
+                if isinstance(event, Retrieved):
+                    live.retrieved(event.sources, event.notice)
+                elif isinstance(event, Token):
+                    live.answer += event.text
+                elif isinstance(event, Completed):
+                    annotated = tuple(self._keep(store, conversation.id, p) for p in event.annotated)
+                    live.completed(event, annotated)
+                    break
+                yield live
+        except AssistantError as exc:
+            live.notice = str(exc)
+            raise
+        finally:  # answered, failed or stopped: the turn is kept as far as it got
+            live.store(store, self._model_name())
+        yield live
 
     @staticmethod
-    def _reply(text: str, n_sources: int, annotated: tuple[Path, ...]):
-        answer = render.safe_markdown(text, n_sources) or "…"
-        if not annotated:
-            return answer
-        return [answer, *(gr.Image(str(p), label="Located", show_label=True) for p in annotated)]
+    def _keep(store: ConversationStore, conversation_id: str, path: Path) -> str:
+        """An annotated image moves from the scratch folder into its conversation."""
+        try:
+            return store.keep_image(conversation_id, path)
+        finally:
+            Path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _conversation(store: ConversationStore, conversation_id: str | None) -> Conversation:
+        if conversation_id:
+            try:
+                return store.get(conversation_id)
+            except InputError:
+                pass  # deleted meanwhile (in another tab): a new one begins
+        return store.create()
+
+    def _message(self, message) -> tuple[str, list[Path]]:
+        message = message if isinstance(message, dict) else {"text": message or "", "files": []}
+        images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
+        not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if not_images:
+            raise InputError(f"Only images can be attached in the chat ({', '.join(not_images)}); add "
+                             "documents in the Knowledge base tab.")
+        return message.get("text") or "", images
+
+    def _leave_cache(self, paths, request) -> None:
+        """Uploads the app has taken into the workspace leave Gradio's shared cache."""
+        cache = Path(gradio_cache()).resolve()
+        user = self.identity.user(request) if request is not None else None
+        for path in map(Path, paths):
+            resolved = path.resolve()
+            if not resolved.is_relative_to(cache) or resolved == cache:
+                continue  # not an upload (a test passing a path of its own): not ours to remove
+            resolved.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                resolved.parent.rmdir()  # Gradio's folder for that upload, now empty
+            if self.gate is not None and user:
+                self.gate.forget_upload(user, str(path))
+
+    def _model_name(self) -> str | None:
+        return getattr(self.workspaces.model, "name", None)
+
+    def _model_ready(self) -> bool:
+        return self.workspaces.model.status().state == "ready"
+
+    # -- conversations --------------------------------------------------------------------------
+
+    def conversations(self, request: gr.Request = None):
+        """The page opens on a new conversation, with the list of earlier ones to resume."""
+        return self._list(request, None), None, [], "", self._export_links(None)
+
+    def resume(self, conversation_id, request: gr.Request = None):
+        try:
+            conversation = self._workspace(request).conversations.get(conversation_id)
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return (conversation.id, _messages(conversation), conversation.title, self._export_links(conversation.id),
+                render.sources_html(()), [])
+
+    def new(self, request: gr.Request = None):
+        return None, [], "", self._list(request, None), self._export_links(None), render.sources_html(()), []
+
+    def rename(self, conversation_id, title, request: gr.Request = None):
+        if not conversation_id:
+            raise gr.Error("Ask something first: a new conversation has nothing to rename yet.")
+        try:
+            info = self._workspace(request).conversations.rename(conversation_id, title or "")
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return info.title, self._list(request, conversation_id)
+
+    def delete_conversation(self, conversation_id, request: gr.Request = None):
+        if conversation_id:
+            try:
+                self._workspace(request).conversations.delete(conversation_id)
+            except AssistantError as exc:
+                raise gr.Error(str(exc)) from exc
+        return self.new(request)
+
+    def _list(self, request, selected: str | None):
+        try:
+            infos = self._workspace(request).conversations.list()
+        except AssistantError:
+            infos = []
+        choices = [(f"{i.title} · {i.turns}", i.id) for i in infos]
+        return gr.Dropdown(choices=choices, value=selected if any(c[1] == selected for c in choices) else None)
+
+    def _messages(self, request, conversation_id) -> list[dict]:
+        try:
+            return _messages(self._workspace(request).conversations.get(conversation_id))
+        except AssistantError:
+            return []
+
+    @staticmethod
+    def _export_links(conversation_id: str | None) -> str:
+        return Live.links(conversation_id)
 
     def ingest(self, files, request: gr.Request = None, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
         if not paths:
-            return "Choose one or more files first.", *self._documents_outputs(request)
+            return "Choose one or more files first.", *self._documents_outputs(request), gr.skip()
         try:
             reports = self._knowledge(request).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
-        return render.ingest_summary(reports), *self._documents_outputs(request)
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request), gr.skip()
+        finally:
+            self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
+        return render.ingest_summary(reports), *self._documents_outputs(request), None
 
     def documents(self, request: gr.Request = None):
         return self._documents_outputs(request)
@@ -102,6 +251,8 @@ class AssistantUI:
             hits = self._knowledge(request).search(text or None, [image] if image else [], k=int(k))
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
+        finally:
+            self._leave_cache([image] if image else [], request)
         return [h.to_dict() for h in hits]
 
     def status(self):
@@ -109,32 +260,19 @@ class AssistantUI:
         settled = all(s.state in ("ready", "failed") for s in statuses)
         return render.status_markdown(statuses), gr.Timer(active=not settled)
 
+    def account(self, request: gr.Request):
+        """Who is signed in, with the way out; nothing in local mode."""
+        mode = self.settings.auth.mode
+        user = self.identity.user(request)
+        if mode == "anonymous":
+            return ('<span class="account-name">Guest</span> · your documents and conversations are private '
+                    f"and deleted after {self.settings.auth.idle_minutes:.0f} minutes unused")
+        if not user or mode in ("local", "huggingface"):
+            return ""  # Hugging Face: its own button shows the name and signs out
+        way_out = '<a href="logout" target="_self">Sign out · 退出登录</a>' if mode == "password" else ""
+        return f'<span class="account-name">{html.escape(user)}</span>' + (f" · {way_out}" if way_out else "")
+
     # -- helpers --------------------------------------------------------------------------------
-
-    def _request(self, message, history, temperature, max_new_tokens, use_knowledge, k=None,
-                 strict=None) -> ChatRequest:
-        message = message if isinstance(message, dict) else {"text": message or "", "files": []}
-        images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
-        not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
-        if not_images:
-            raise InputError(f"Only images can be attached in the chat ({', '.join(not_images)}); add "
-                             "documents in the Knowledge base tab.")
-        params = GenerationParams(int(max_new_tokens), float(temperature))
-        return ChatRequest(message.get("text") or "", tuple(images), tuple(normalise_history(history)),
-                           params, bool(use_knowledge), int(k) if k else None,
-                           None if strict is None else bool(strict))
-
-    def _model_ready(self) -> bool:
-        return self.workspaces.model.status().state == "ready"
-
-    @staticmethod
-    def account(request: gr.Request):
-        """Who is signed in, with the way out; nothing when the app has no sign-in (local mode)."""
-        name = getattr(request, "username", None)
-        if not name:
-            return ""
-        return (f'<span class="account-name">{html.escape(name)}</span> · '
-                '<a href="logout" target="_self">Sign out · 退出登录</a>')
 
     def _knowledge(self, request: gr.Request | None):
         knowledge = self._workspace(request).knowledge
@@ -159,52 +297,74 @@ class AssistantUI:
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
             if self.settings.auth.mode != "local":  # who is signed in, and the way out
-                account = gr.HTML(elem_id="account")
+                with gr.Row():
+                    if self.settings.auth.mode == "huggingface":
+                        gr.LoginButton(elem_id="hf-login")
+                    account = gr.HTML(elem_id="account")
                 app.load(self.account, None, account, api_visibility="private")
             status = gr.Markdown(render.status_markdown(self.workspaces.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
             with gr.Tab(t("tab_chat"), elem_id="tab-chat"):
-                self._chat_tab()
+                self._chat_tab(app)
             with gr.Tab(t("tab_kb"), elem_id="tab-kb"):
                 self._knowledge_tab(app)
         return app
 
-    def _chat_tab(self) -> None:
+    def _chat_tab(self, app: gr.Blocks) -> None:
         t, s = self.i18n, self.settings
         kb_on = s.retrieval.enabled
-        cards = gr.HTML(render.sources_html(()), render=False, elem_id="sources")
-        data = gr.JSON(visible=False, render=False)
-        inputs = [
-            gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label=t("temperature"), render=False),
-            gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label=t("max_tokens"), render=False),
-            gr.Checkbox(value=kb_on, label=t("use_kb"), interactive=kb_on, render=False, elem_id="use-kb"),
-            gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources"), render=False),
-            gr.Checkbox(value=s.retrieval.strict, label=t("strict"), render=False, elem_id="strict"),
-        ]
-        shapes = str(ASSETS / "shapes.png")
+        conversation = gr.State(None)  # the id only: the conversation itself is in the user's workspace
         with gr.Row():
+            with gr.Column(scale=1, min_width=200):
+                chooser = gr.Dropdown(label=t("conversations"), choices=[], elem_id="conv-list")
+                new = gr.Button(t("new_conversation"), elem_id="conv-new", size="sm")
+                title = gr.Textbox(label=t("conversation_title"), elem_id="conv-title", max_lines=1)
+                rename = gr.Button(t("rename"), elem_id="conv-rename", size="sm")
+                remove = gr.Button(t("delete_conversation"), variant="stop", elem_id="conv-delete", size="sm")
+                exports = gr.HTML(Live.links(None), elem_id="conv-export")
             with gr.Column(scale=3):
-                chat = gr.ChatInterface(
-                    self.chat, multimodal=True, api_name="chat",
-                    chatbot=gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot",
-                                       sanitize_html=True),
-                    textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
-                                                 placeholder=t("chat_placeholder"), elem_id="chat-input"),
-                    additional_inputs=inputs,
-                    additional_inputs_accordion=gr.Accordion(t("settings"), open=False, render=False,
-                                                                 elem_id="chat-settings"),
-                    additional_outputs=[cards, data],
-                    fill_height=False,
-                )
-                # Examples fill the input box only: the Settings keep their values (and Gradio's example
-                # table would show the settings' translated labels untranslated).
-                gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES],
-                            inputs=[chat.textbox], label=t("examples"))
+                chatbot = gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot", sanitize_html=True,
+                                     buttons=["copy", "copy_all"])  # no "share": it would publish the chat
+                box = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False,
+                                           placeholder=t("chat_placeholder"), elem_id="chat-input",
+                                           submit_btn=True, stop_btn=True)
+                with gr.Accordion(t("settings"), open=False, elem_id="chat-settings"):
+                    options = [
+                        gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label=t("temperature")),
+                        gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label=t("max_tokens")),
+                        gr.Checkbox(value=kb_on, label=t("use_kb"), interactive=kb_on, elem_id="use-kb"),
+                        gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources")),
+                        gr.Checkbox(value=s.retrieval.strict, label=t("strict"), elem_id="strict"),
+                    ]
+                # Examples fill the input box only: the Settings keep their values.
+                shapes = str(ASSETS / "shapes.png")
+                gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES], inputs=[box],
+                            label=t("examples"))
             with gr.Column(scale=2):
                 gr.Markdown(t("sources"))
-                cards.render()
-                data.render()
+                cards = gr.HTML(render.sources_html(()), elem_id="sources")
+                data = gr.JSON(visible=False)
+        sending = box.submit(self.send, [box, conversation, *options],
+                             [chatbot, cards, data, conversation, box, chooser, exports, title],
+                             api_visibility="private")
+        box.stop(None, None, None, cancels=[sending])
+        # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
+        api_answer = gr.Markdown(visible=False)
+        trigger = gr.Button(visible=False)
+        trigger.click(self.chat, [box, conversation, *options], [api_answer, cards, data, conversation],
+                      api_name="chat")
+        chooser.input(self.resume, [chooser], [conversation, chatbot, title, exports, cards, data],
+                      api_visibility="private")
+        new.click(self.new, None, [conversation, chatbot, title, chooser, exports, cards, data],
+                  api_visibility="private")
+        chatbot.clear(self.new, None, [conversation, chatbot, title, chooser, exports, cards, data],
+                      api_visibility="private")  # the chat's bin starts a new conversation; the old one stays
+        rename.click(self.rename, [conversation, title], [title, chooser], api_visibility="private")
+        remove.click(self.delete_conversation, [conversation],
+                     [conversation, chatbot, title, chooser, exports, cards, data], api_visibility="private")
+        app.load(self.conversations, None, [chooser, conversation, chatbot, title, exports],
+                 api_visibility="private")
 
     def _knowledge_tab(self, app: gr.Blocks) -> None:
         t = self.i18n
@@ -217,7 +377,7 @@ class AssistantUI:
         with gr.Row():
             choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")
             remove = gr.Button(t("delete"), variant="stop", elem_id="kb-delete")
-        add.click(self.ingest, [files], [report, table, choice], api_name="ingest")
+        add.click(self.ingest, [files], [report, table, choice, files], api_name="ingest")
         remove.click(self.delete, [choice], [report, table, choice], api_name="delete")
         app.load(self.documents, None, [table, choice], api_name="documents")
         with gr.Accordion(t("search"), open=False):
@@ -228,21 +388,146 @@ class AssistantUI:
             gr.Button(t("search")).click(self.search, [query, image, k], results, api_name="search")
 
 
-def create_app(app: AnswerPipeline | Workspaces, settings: Settings) -> gr.Blocks:
+class Live:
+    """A turn while it is answered: what the chat, the cards and the API show, and the turn to store."""
+
+    def __init__(self, conversation: Conversation, question: str, images: tuple[str, ...], *, loading: bool):
+        self.conversation = conversation
+        self.question = question
+        self.images = images
+        self.answer = ""
+        self.sources: tuple = ()
+        self.cited: tuple[int, ...] = ()
+        self.annotated: tuple[str, ...] = ()
+        self.notice: str | None = LOADING if loading else None
+        self.done = False
+        self.stored = False
+        self.cards, self.data = render.sources_html(()), []
+
+    @property
+    def conversation_id(self) -> str:
+        return self.conversation.id
+
+    def retrieved(self, sources, notice: str | None) -> None:
+        self.sources, self.notice = sources, notice
+        self.cards, self.data = render.sources_html(sources, notice=notice), render.sources_data(sources)
+
+    def completed(self, event: Completed, annotated: tuple[str, ...]) -> None:
+        self.answer, self.cited, self.annotated, self.done = event.text, event.cited, annotated, True
+        if self.sources:
+            self.cards = render.sources_html(self.sources, event.cited)
+            self.data = render.sources_data(self.sources, event.cited)
+
+    def store(self, store: ConversationStore, model: str | None) -> None:
+        """Append the turn as far as it got (an error's notice; a stop keeps the partial answer)."""
+        notice = self.notice if self.notice != LOADING else None
+        if not self.done and self.answer and notice is None:
+            notice = "Stopped before the answer was complete."
+        turn = Turn(self.question, self.images, tuple(map(source_record, self.sources)), self.cited,
+                    self.answer, notice, model=model, annotated=self.annotated)
+        self.conversation = store.append(self.conversation.id, turn)
+        self.stored = True
+
+    def answer_markdown(self) -> str:
+        if not self.answer and self.notice == LOADING:
+            return LOADING
+        return render.safe_markdown(self.answer, len(self.sources)) or "…"
+
+    def messages(self) -> list[dict]:
+        """The stored turns, then this one as far as it has come."""
+        if self.stored:
+            return _messages(self.conversation)
+        urls = [render.chat_image_url(self.conversation_id, r) for r in self.images]
+        located = [render.chat_image_url(self.conversation_id, r) for r in self.annotated]
+        notice = self.notice if not self.answer else None
+        return [*_messages(self.conversation),
+                {"role": "user", "content": render.question_markdown(self.question, urls)},
+                {"role": "assistant", "content": render.answer_markdown(self.answer, len(self.sources), located,
+                                                                        notice)}]
+
+    def export_links(self) -> str:
+        return self.links(self.conversation_id)
+
+    @staticmethod
+    def links(conversation_id: str | None) -> str:
+        if not conversation_id:
+            return ""
+        base = f"files/export/{conversation_id}"
+        return ("Export: " + " · ".join(f'<a href="{base}.{kind}" download>{label}</a>'
+                                        for kind, label in (("md", "Markdown"), ("json", "JSON"),
+                                                            ("zip", "ZIP with images"))))
+
+
+def _messages(conversation: Conversation) -> list[dict]:
+    """A stored conversation as the chat shows it."""
+    messages = []
+    for turn in conversation.turns:
+        urls = [render.chat_image_url(conversation.id, r) for r in turn.images]
+        located = [render.chat_image_url(conversation.id, r) for r in turn.annotated]
+        messages += [{"role": "user", "content": render.question_markdown(turn.question, urls)},
+                     {"role": "assistant", "content": render.answer_markdown(
+                         turn.answer, len(turn.sources), located, turn.notice)}]
+    return messages
+
+
+def create_app(app: AnswerPipeline | Workspaces, settings: Settings, *, gate: Gate | None = None) -> gr.Blocks:
     """The app over workspaces, or over one pipeline (one local user, no sign-in)."""
-    workspaces = app if isinstance(app, Workspaces) else Workspaces.single(app)
-    return AssistantUI(workspaces, settings).build()
+    workspaces = app if isinstance(app, Workspaces) else Workspaces.single(app, settings.data_dir)
+    ui = AssistantUI(workspaces, settings, Identity(settings), gate)
+    blocks = ui.build()
+    blocks.assistant_ui = ui  # launch() finds the workspaces and the gate here
+    return blocks
 
 
 def launch(app: gr.Blocks, settings: Settings, **kwargs):
-    """Launch with the product's defaults: bound to the configured host, thumbnails servable, EN/ZH."""
-    # Thumbnails of the local knowledge base only. Gradio's file route checks sign-in, not ownership, so
-    # no user's folder is ever allowed: with sign-in thumbnails wait for an owner-checked route.
-    files_dir = Path(settings.data_dir) / "files"
-    options = dict(server_name=settings.ui.host, server_port=settings.ui.port,
-                   allowed_paths=[str(files_dir.resolve()), str(ASSETS)], show_error=False,
-                   i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
+    """Launch with the product's defaults: bound to the configured host, the request guard and the
+    owner-checked file routes inside Gradio's server, EN/ZH. Refuses to serve the one local user (no
+    sign-in) on an address other people can reach."""
+    ui: AssistantUI = app.assistant_ui
+    check_binding(settings)
+    gate = ui.gate or Gate(settings=settings, identity=ui.identity, workspaces=ui.workspaces, assets=[ASSETS])
+    ui.gate = gate
+    options = dict(server_name=settings.ui.host, server_port=settings.ui.port, allowed_paths=[str(ASSETS)],
+                   show_error=False, i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
+                   auth_dependency=ui.identity.dependency, max_file_size=int(settings.ui.max_upload_mb * 2**20),
+                   run_history=False, footer_links=["api", "settings"],
+                   app_kwargs={"middleware": [Middleware(Guard, gate=gate)],
+                               "routes": file_routes(ui.workspaces, ui.identity)},
                    auth_message="Sign in with the name and password your administrator gave you. "
                                 "请使用管理员提供的用户名和密码登录。")
     options.update(kwargs)
-    return app.queue(default_concurrency_limit=1).launch(**options)
+    result = app.queue(default_concurrency_limit=1).launch(**options)
+    gate.public_files.update(public_files(app.config or {}, gradio_cache()))
+    if settings.auth.mode == "anonymous":
+        start_reaper(ui.workspaces, gate, settings.auth.idle_minutes * 60)
+    return result
+
+
+def check_binding(settings: Settings) -> None:
+    """Without sign-in there is one user, and whoever reaches the port is that user: only on loopback."""
+    if settings.auth.mode == "local" and not is_loopback(settings.ui.host):
+        raise ConfigurationError(
+            f"ASSISTANT_UI__HOST={settings.ui.host} makes the app reachable from other machines, but there is "
+            "no sign-in (ASSISTANT_AUTH__MODE=local): everyone would share one workspace. Choose a sign-in "
+            "(password, proxy, huggingface) or ASSISTANT_AUTH__MODE=anonymous for a public demo with private, "
+            "temporary workspaces; or bind 127.0.0.1.")
+
+
+def start_reaper(workspaces: Workspaces, gate: Gate, idle_seconds: float) -> threading.Thread:
+    """Anonymous mode: visitors' workspaces unused for ``idle_seconds`` are deleted, every file."""
+
+    def reap():
+        while not workspaces.closed:
+            time.sleep(min(60.0, idle_seconds / 4))
+            for user in workspaces.remove_idle(idle_seconds):
+                gate.forget_user(user)
+
+    thread = threading.Thread(target=reap, name="workspace-reaper", daemon=True)
+    thread.start()
+    return thread
+
+
+def gradio_cache() -> str:
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()

@@ -33,6 +33,13 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "col_kind": "Kind",
         "col_chunks": "Chunks",
         "col_id": "Id",
+        "conversations": "Conversations",
+        "new_conversation": "New conversation",
+        "conversation_title": "Title",
+        "rename": "Rename",
+        "delete_conversation": "Delete conversation",
+        "send": "Send",
+        "stop": "Stop",
     },
     "zh": {
         "title": "多模态助手",
@@ -63,6 +70,13 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "col_kind": "类型",
         "col_chunks": "片段",
         "col_id": "编号",
+        "conversations": "会话",
+        "new_conversation": "新会话",
+        "conversation_title": "标题",
+        "rename": "重命名",
+        "delete_conversation": "删除会话",
+        "send": "发送",
+        "stop": "停止",
     },
 }
 

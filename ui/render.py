@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 from assistant.loading import LoadStatus
@@ -46,31 +47,36 @@ def snippet(text: str, limit: int = 220) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def file_url(path: str) -> str:
-    """A URL under which Gradio serves a file from its allowed paths (relative: works behind a prefix)."""
-    return "gradio_api/file=" + quote(path)
+def thumbnail_url(path: str) -> str:
+    """A thumbnail's URL on the owner-checked file route (relative: works behind a prefix). Only the file
+    name travels; the route finds it in the requesting user's own knowledge base."""
+    return "files/kb/" + quote(Path(path).name)
+
+
+def chat_image_url(conversation_id: str, ref: str) -> str:
+    return f"files/chat/{quote(conversation_id)}/{quote(ref)}"
 
 
 def sources_html(sources: tuple[Source, ...], cited: tuple[int, ...] | None = None,
-                 notice: str | None = None, *, thumbnails: bool = True) -> str:
+                 notice: str | None = None) -> str:
     """Source cards: thumbnail or text icon, file, location, score. Cited cards are marked and the rest
-    dimmed once the answer is complete; a card opens to show the source larger. ``thumbnails=False``
-    where they cannot be served (with sign-in, until the owner-checked file route)."""
+    dimmed once the answer is complete; a card opens to show the source larger."""
     if notice:
         return f'<div class="sources-empty">{html.escape(notice)}</div>'
     if not sources:
         return '<div class="sources-empty">—</div>'
     cited = cited or None  # an answer that cites nothing dims nothing
-    return '<div class="sources">' + "".join(_card(s, cited, thumbnails) for s in sources) + "</div>"
+    return '<div class="sources">' + "".join(_card(s, cited) for s in sources) + "</div>"
 
 
-def _card(s: Source, cited: tuple[int, ...] | None, thumbnails: bool = True) -> str:
+def _card(s: Source, cited: tuple[int, ...] | None) -> str:
     is_cited = cited is not None and s.number in cited
     state = "" if cited is None else (" cited" if is_cited else " uncited")
     name, locator, text = html.escape(s.name), html.escape(s.locator), html.escape(s.text)
-    if s.thumbnail and thumbnails:
-        thumb = f'<img class="thumb" src="{html.escape(file_url(s.thumbnail))}" alt="{name}" loading="lazy">'
-        large = f'<img class="large" src="{html.escape(file_url(s.thumbnail))}" alt="{name}">'
+    if s.thumbnail:
+        url = html.escape(thumbnail_url(s.thumbnail))
+        thumb = f'<img class="thumb" src="{url}" alt="{name}" loading="lazy">'
+        large = f'<img class="large" src="{url}" alt="{name}">'
     else:
         thumb, large = '<div class="thumb text-thumb">¶</div>', ""
     body = f'<blockquote>{text}</blockquote>' if s.kind == "text" else ""
@@ -78,6 +84,24 @@ def _card(s: Source, cited: tuple[int, ...] | None, thumbnails: bool = True) -> 
             f'<summary>{thumb}<span class="meta"><b>[{s.number}]</b> {name}<br>'
             f'<small>{locator} · {s.score:.2f}{" · ✓" if is_cited else ""}</small>'
             f'</span></summary>{large}{body}</details>')
+
+
+def question_markdown(question: str, image_urls: list[str]) -> str:
+    """The user's message in the chat: their images (from the owner-checked route), then their text, made
+    inert like anything else we did not write."""
+    images = "".join(f'<img class="chat-image" src="{html.escape(u)}" alt="image {i}">'
+                     for i, u in enumerate(image_urls, 1))
+    return "\n\n".join(p for p in (images, safe_markdown(question)) if p) or "…"
+
+
+def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (), notice: str | None = None) -> str:
+    """The assistant's message: the answer as markdown with citation links, the images it located boxes
+    on, and a notice (an error, a stop) the model never sees."""
+    parts = [safe_markdown(answer, n_sources)] if answer else []
+    parts += [f'<img class="chat-image located" src="{html.escape(u)}" alt="located">' for u in annotated_urls]
+    if notice:
+        parts.append(f"⚠️ {safe_markdown(notice)}")
+    return "\n\n".join(parts) or "…"
 
 
 def sources_data(sources: tuple[Source, ...], cited: tuple[int, ...] = ()) -> list[dict]:
@@ -100,6 +124,8 @@ SOURCES_CSS = """
 .sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
 .sources-empty { color: var(--body-text-color-subdued); }
 a.cite { text-decoration: none; font-weight: 600; }
+#chatbot img.chat-image { max-width: 320px; max-height: 320px; border-radius: 6px; display: inline-block;
+  margin: 2px; }
 #title p { font-size: 1.5rem !important; font-weight: 700 !important; margin: 0; }
 """
 

@@ -28,9 +28,10 @@ def test_history_with_images_reaches_the_model_in_order(scripted, red_png, blue_
     ask(client, "Now this", [red_png], max_new_tokens=64, use_knowledge=False)
     turns = model.calls[-1]
     assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
-    assert [p.name for p in turns[1].images] == ["red.png", "blue.png"]
+    # the images the model sees are the conversation's own copies, in the order sent
+    assert [p.read_bytes() for p in turns[1].images] == [red_png.read_bytes(), blue_png.read_bytes()]
     assert turns[1].text == "Compare" and turns[2].text == "The total is 42 euros [1]."
-    assert [p.name for p in turns[3].images] == ["red.png"] and turns[3].text == "Now this"
+    assert [p.read_bytes() for p in turns[3].images] == [red_png.read_bytes()] and turns[3].text == "Now this"
 
 
 def test_cited_source_is_marked(scripted, tmp_path):

@@ -46,7 +46,7 @@ def test_cards_mark_cited_and_dim_the_rest_only_when_complete():
     assert "cited" not in streaming
     done = render.sources_html(sources, cited=(2,))
     assert 'class="source uncited" id="source-1"' in done and 'class="source cited" id="source-2"' in done
-    assert 'src="gradio_api/file=/t/2.jpg"' in done and "<blockquote>a</blockquote>" in done
+    assert 'src="files/kb/2.jpg"' in done and "/t/" not in done and "<blockquote>a</blockquote>" in done  # no server path
 
 
 def test_notice_replaces_the_cards():
@@ -61,6 +61,6 @@ def test_sources_data_for_api_callers():
 def test_chat_refuses_non_image_attachments():
     ui = AssistantUI.__new__(AssistantUI)
     with pytest.raises(InputError, match="report.pdf"):
-        ui._request({"text": "read", "files": [{"path": "/u/report.pdf"}]}, [], 0.2, 64, True)
-    request = ui._request({"text": "look", "files": ["/u/a.PNG"]}, [], 0.2, 64, True, 3, True)
-    assert request.images == (Path("/u/a.PNG"),) and request.k == 3 and request.strict is True
+        ui._message({"text": "read", "files": [{"path": "/u/report.pdf"}]})
+    text, images = ui._message({"text": "look", "files": ["/u/a.PNG"]})
+    assert text == "look" and images == [Path("/u/a.PNG")]
