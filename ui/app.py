@@ -170,9 +170,26 @@ class AssistantUI:
 
     # -- conversations --------------------------------------------------------------------------
 
-    def conversations(self, request: gr.Request = None):
+    def open_page(self, request: gr.Request = None):
         """The page opens on a new conversation, with the list of earlier ones to resume."""
         return self._list(request, None), None, [], "", self._export_links(None)
+
+    def conversation_list(self, request: gr.Request = None) -> list[dict]:
+        """The API's ``/conversations``: the user's conversations, newest first, with their export URLs."""
+        try:
+            infos = self._workspace(request).conversations.list()
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return [{"id": i.id, "title": i.title, "turns": i.turns, "updated": i.updated,
+                 "export": {k: f"files/export/{i.id}.{k}" for k in ("md", "json", "zip")}} for i in infos]
+
+    def forget_conversation(self, conversation_id: str, request: gr.Request = None) -> list[dict]:
+        """The API's ``/delete_conversation``: delete one by id (its images too); the list that remains."""
+        try:
+            self._workspace(request).conversations.delete(conversation_id)
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.conversation_list(request)
 
     def resume(self, conversation_id, request: gr.Request = None):
         try:
@@ -194,7 +211,7 @@ class AssistantUI:
             raise gr.Error(str(exc)) from exc
         return info.title, self._list(request, conversation_id)
 
-    def delete_conversation(self, conversation_id, request: gr.Request = None):
+    def delete_current(self, conversation_id, request: gr.Request = None):
         if conversation_id:
             try:
                 self._workspace(request).conversations.delete(conversation_id)
@@ -223,15 +240,15 @@ class AssistantUI:
     def ingest(self, files, request: gr.Request = None, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
         if not paths:
-            return "Choose one or more files first.", *self._documents_outputs(request), gr.skip()
+            return "Choose one or more files first.", *self._documents_outputs(request)
         try:
             reports = self._knowledge(request).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request), gr.skip()
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
         finally:
             self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
-        return render.ingest_summary(reports), *self._documents_outputs(request), None
+        return render.ingest_summary(reports), *self._documents_outputs(request)
 
     def documents(self, request: gr.Request = None):
         return self._documents_outputs(request)
@@ -253,7 +270,7 @@ class AssistantUI:
             raise gr.Error(str(exc)) from exc
         finally:
             self._leave_cache([image] if image else [], request)
-        return [h.to_dict() for h in hits]
+        return [render.hit_data(h) for h in hits]
 
     def status(self):
         statuses = self.workspaces.status()
@@ -361,10 +378,13 @@ class AssistantUI:
         chatbot.clear(self.new, None, [conversation, chatbot, title, chooser, exports, cards, data],
                       api_visibility="private")  # the chat's bin starts a new conversation; the old one stays
         rename.click(self.rename, [conversation, title], [title, chooser], api_visibility="private")
-        remove.click(self.delete_conversation, [conversation],
+        remove.click(self.delete_current, [conversation],
                      [conversation, chatbot, title, chooser, exports, cards, data], api_visibility="private")
-        app.load(self.conversations, None, [chooser, conversation, chatbot, title, exports],
+        app.load(self.open_page, None, [chooser, conversation, chatbot, title, exports],
                  api_visibility="private")
+        listing, which = gr.JSON(visible=False), gr.Textbox(visible=False)
+        gr.Button(visible=False).click(self.conversation_list, None, listing, api_name="conversations")
+        gr.Button(visible=False).click(self.forget_conversation, which, listing, api_name="delete_conversation")
 
     def _knowledge_tab(self, app: gr.Blocks) -> None:
         t = self.i18n
@@ -377,7 +397,8 @@ class AssistantUI:
         with gr.Row():
             choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")
             remove = gr.Button(t("delete"), variant="stop", elem_id="kb-delete")
-        add.click(self.ingest, [files], [report, table, choice, files], api_name="ingest")
+        add.click(self.ingest, [files], [report, table, choice], api_name="ingest").then(
+            lambda: None, None, files, api_visibility="private")  # the uploads have left Gradio's cache
         remove.click(self.delete, [choice], [report, table, choice], api_name="delete")
         app.load(self.documents, None, [table, choice], api_name="documents")
         with gr.Accordion(t("search"), open=False):

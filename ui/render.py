@@ -104,9 +104,16 @@ def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (),
     return "\n\n".join(parts) or "…"
 
 
+def hit_data(hit) -> dict:
+    """A hit as API callers get it: the thumbnail as its URL on the owner-checked route, never a path."""
+    data = hit.to_dict()
+    data["thumbnail"] = thumbnail_url(data["thumbnail"]) if data.get("thumbnail") else None
+    return data
+
+
 def sources_data(sources: tuple[Source, ...], cited: tuple[int, ...] = ()) -> list[dict]:
     """The same sources as data, for API callers."""
-    return [{"number": s.number, **s.hit.to_dict(), "name": s.name, "cited": s.number in cited}
+    return [{"number": s.number, **hit_data(s.hit), "name": s.name, "cited": s.number in cited}
             for s in sources]
 
 

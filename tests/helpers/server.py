@@ -47,3 +47,38 @@ def chat_args(text: str, files=(), *, temperature=0.0, max_new_tokens=16, use_kn
 def ask(client, text: str, files=(), **options):
     """Ask through /chat and return (answer, sources_html, sources_data)."""
     return client.predict(*chat_args(text, files, **options), api_name="/chat")
+
+
+def scripted_workspaces(settings: Settings, model, *, is_user=None):
+    """Workspaces as sign-in builds them (a knowledge base per user, real Chroma on disk, one shared pool
+    of parse workers), with fakes at the edges: a scripted model and the hashing embedder."""
+    from assistant.composition import SharedParser, _store_options
+    from assistant.knowledge import Knowledge
+    from assistant.loading import Background
+    from assistant.workspaces import Workspaces, knowledge_dir
+    from retrieval.store import KnowledgeBase
+    from retrieval.worker import ParsePool
+    from tests.helpers.fakes import HashingEmbedder
+
+    workers = SharedParser(ParsePool())
+
+    def open_knowledge(user: str) -> Knowledge:
+        def load():
+            return KnowledgeBase.open(knowledge_dir(settings.data_dir, user), HashingEmbedder(),
+                                      parser=workers.borrowed(),
+                                      **{**_store_options(settings, user), "chroma_url": None})
+
+        return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close))
+
+    return Workspaces(model, open_knowledge, signed_in=True, data_dir=settings.data_dir, shared=[workers],
+                      is_user=is_user, k=4, temporary=settings.auth.mode == "anonymous").start()
+
+
+def sign_in(url: str, name: str, password: str):
+    """An HTTP client holding the sign-in cookie, as a browser would after the sign-in form."""
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=30, follow_redirects=False)
+    reply = client.post("login", data={"username": name, "password": password})
+    reply.raise_for_status()
+    return client
