@@ -45,3 +45,47 @@ def test_sign_in_use_and_sign_out(page, app_url):
     account.get_by_role("link").click()
     page.get_by_label("password").wait_for(timeout=30_000)  # back at the sign-in page
     assert page.request.get(app_url + "config").status == 401  # the browser's cookie no longer signs in
+
+
+def test_two_users_side_by_side_and_a_conversation_resumed(browser, tmp_path, red_png, blue_png):
+    """Two browsers signed in as two users at once: each sees only their own conversation and its image;
+    one resumes a conversation after a reload and the model is given its earlier turn."""
+    from tests.helpers.server import scripted_workspaces
+
+    settings = app_settings(tmp_path, auth={"mode": "password"})
+    users = UsersFile(settings.users_file)
+    users.add("ann", PASSWORD)
+    users.add("ben", PASSWORD)
+    model = ScriptedModel("Noted.")
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    with serve(scripted_workspaces(settings, model, is_user=users.exists), settings) as url:
+        pages = []
+        for context, name, image, words in zip(contexts, ("ann", "ben"), (red_png, blue_png),
+                                               ("ann's red question", "ben's blue question")):
+            page = context.new_page()
+            page.goto(url)
+            fill_sign_in(page, name, PASSWORD)
+            page.locator("#account").get_by_text(name).wait_for(timeout=30_000)
+            ask(page, words, [image])
+            pages.append(page)
+        ann, ben = pages
+        for page, own, other in ((ann, "ann's red", "ben's blue"), (ben, "ben's blue", "ann's red")):
+            page.reload()
+            page.locator("#conv-list input").click()
+            options = page.get_by_role("option")
+            options.first.wait_for(timeout=30_000)
+            listed = " ".join(options.all_inner_texts())
+            assert own in listed and other not in listed
+            options.first.click()
+            page.locator("#chatbot img.chat-image").first.wait_for(timeout=30_000)
+            assert page.locator("#chatbot img.chat-image").evaluate("i => i.naturalWidth > 0")  # served to its owner
+        foreign = ann.locator("#chatbot img.chat-image").first.get_attribute("src")
+        assert ben.request.get(url + foreign).status == 404  # ann's image URL, in ben's browser
+        ask(ann, "and now?")
+        turns = model.calls[-1]
+        assert [t.role for t in turns] == ["system", "user", "assistant", "user"]
+        assert turns[1].text == "ann's red question" and turns[1].images[0].read_bytes() == red_png.read_bytes()
+        ARTIFACTS.mkdir(exist_ok=True)
+        ann.screenshot(path=str(ARTIFACTS / "resumed-conversation.png"))
+    for context in contexts:
+        context.close()
