@@ -12,7 +12,13 @@ if os.environ.get("SPACE_ID"):  # on a Space the container must listen on all in
     settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": "0.0.0.0"})})
 configure_environment(settings)
 
-from ui.app import create_app, launch  # noqa: E402  (gradio after the environment is set)
+from assistant.errors import ConfigurationError  # noqa: E402
+from ui.app import check_binding, create_app, launch  # noqa: E402  (gradio after the environment is set)
+
+try:  # a Space is public: it needs ASSISTANT_AUTH__MODE=huggingface (or anonymous, a demo for everyone)
+    check_binding(settings)
+except ConfigurationError as exc:
+    raise SystemExit(f"error: {exc}") from None
 
 workspaces = build_workspaces(settings)
 atexit.register(workspaces.close)  # also when a host imports this module and serves ``demo`` itself

@@ -92,8 +92,11 @@ class RetrievalSettings(BaseModel):
 
 class UISettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the web app binds; `0.0.0.0` exposes it to "
-                      "the network (put authentication in front first).")
+                      "the network, and needs a sign-in mode (`ASSISTANT_AUTH__MODE`) or anonymous mode.")
     port: int = Field(7860, ge=1, le=65535, description="Port of the web app.")
+    trust_network: bool = Field(False, description="Let the one local user (no sign-in) bind an address "
+                                "other than loopback, because the network in front lets only them through: a "
+                                "container whose port is published on the host's 127.0.0.1 only.")
     allowed_hosts: list[str] = Field(
         [], description="Host names the app answers to (a JSON list, e.g. `[\"assistant.example.org\"]`); "
         "any other Host header is refused (DNS rebinding). Always allowed: `localhost`, `127.0.0.1`, `::1` "

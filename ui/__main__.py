@@ -13,10 +13,11 @@ def main() -> None:
     configure_environment(settings)  # before gradio or transformers are imported
     from assistant.accounts import sign_in_for
     from assistant.errors import ConfigurationError
-    from ui.app import create_app, launch
+    from ui.app import check_binding, create_app, launch
 
     try:
-        sign_in_for(settings)  # a sign-in nobody could pass stops here, before anything loads
+        check_binding(settings)  # no sign-in on an address others reach stops here, before anything loads
+        sign_in_for(settings)  # a sign-in nobody could pass stops here too
     except ConfigurationError as exc:
         raise SystemExit(f"error: {exc}") from None
     stop_on_sigterm()

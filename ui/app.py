@@ -526,12 +526,13 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
 
 def check_binding(settings: Settings) -> None:
     """Without sign-in there is one user, and whoever reaches the port is that user: only on loopback."""
-    if settings.auth.mode == "local" and not is_loopback(settings.ui.host):
+    if settings.auth.mode == "local" and not is_loopback(settings.ui.host) and not settings.ui.trust_network:
         raise ConfigurationError(
             f"ASSISTANT_UI__HOST={settings.ui.host} makes the app reachable from other machines, but there is "
             "no sign-in (ASSISTANT_AUTH__MODE=local): everyone would share one workspace. Choose a sign-in "
             "(password, proxy, huggingface) or ASSISTANT_AUTH__MODE=anonymous for a public demo with private, "
-            "temporary workspaces; or bind 127.0.0.1.")
+            "temporary workspaces; or bind 127.0.0.1 (in a container whose port the host publishes on its "
+            "127.0.0.1 only: ASSISTANT_UI__TRUST_NETWORK=true).")
 
 
 def start_reaper(workspaces: Workspaces, gate: Gate, idle_seconds: float) -> threading.Thread:

@@ -57,6 +57,7 @@ def test_local_mode_refuses_an_address_others_can_reach(tmp_path):
     with pytest.raises(ConfigurationError, match="no sign-in"):
         check_binding(app_settings(tmp_path, ui={"host": "0.0.0.0"}))
     check_binding(app_settings(tmp_path, ui={"host": "0.0.0.0"}, auth={"mode": "anonymous"}))
+    check_binding(app_settings(tmp_path, ui={"host": "0.0.0.0", "trust_network": True}))  # Docker, see README
     check_binding(app_settings(tmp_path))
 
 
