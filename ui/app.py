@@ -83,6 +83,8 @@ class AssistantUI:
         try:
             for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
                                        k, strict, request):
+                if not (live.retrieved_yet or live.stored or live.notice == LOADING):
+                    continue  # the chat shows the question at once; the API's first update has the sources
                 cards, data = live.cards, live.data
                 yield live.answer_markdown(), cards, data, live.conversation_id
         except AssistantError as exc:
@@ -423,6 +425,7 @@ class Live:
         self.notice: str | None = LOADING if loading else None
         self.done = False
         self.stored = False
+        self.retrieved_yet = False
         self.cards, self.data = render.sources_html(()), []
 
     @property
@@ -430,7 +433,7 @@ class Live:
         return self.conversation.id
 
     def retrieved(self, sources, notice: str | None) -> None:
-        self.sources, self.notice = sources, notice
+        self.sources, self.notice, self.retrieved_yet = sources, notice, True
         self.cards, self.data = render.sources_html(sources, notice=notice), render.sources_data(sources)
 
     def completed(self, event: Completed, annotated: tuple[str, ...]) -> None:

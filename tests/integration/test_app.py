@@ -61,7 +61,7 @@ def test_upload_image_ask_and_receive_streamed_answer_with_sources(client, red_p
     assert answer and answer != "…" and not answer.startswith("⚠️")
     image_source = next(s for s in sources if s["name"] == "red.png")
     assert image_source["kind"] == "image" and image_source["thumbnail"].endswith(".jpg")
-    assert 'id="source-1"' in cards and "gradio_api/file=" in cards
+    assert 'id="source-1"' in cards and 'src="files/kb/' in cards and "gradio_api/file=" not in cards
 
 
 def test_second_turn_keeps_the_conversation(client, red_png, blue_png):
