@@ -67,6 +67,13 @@ class Knowledge(Loaded):
         with translated_errors():
             return kb.delete(doc_id)
 
+    def destroy(self) -> None:
+        """Remove the knowledge base for good: its record, index (its collections on a Chroma server) and
+        files."""
+        kb = self._kb()
+        with translated_errors():
+            kb.destroy()
+
     def files_dir(self) -> Path | None:
         """The folder of its thumbnails; None when it could not be opened."""
         try:

@@ -151,9 +151,14 @@ class Workspaces:
         key = normalise_name(user)
         with self._lock:
             workspace = self._open.pop(key, None)
-        if workspace is not None:
-            workspace.close()
         folder = workspace_dir(self.data_dir, key)
+        knowledge = workspace.knowledge if workspace is not None else None
+        if knowledge is None and self.open_knowledge is not None and (folder / "knowledge").exists():
+            knowledge = self.open_knowledge(key).start()  # to remove its collections from a Chroma server too
+        if knowledge is not None:
+            knowledge.destroy()
+        if workspace is not None:
+            workspace.conversations.close()
         if folder.exists():
             shutil.rmtree(folder)
         log.info("workspace removed: %s", key)

@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -105,6 +106,8 @@ class KnowledgeBase:
             index.open(records, clean=shared or marker.exists())
             if not shared:
                 marker.unlink(missing_ok=True)  # written back by close(): its absence means a crash
+            if records.scrub_pending:  # a delete ended with the process before its traces were removed
+                _scrub(index, records)
             kb = cls(data_dir, records, index, lock, embedder, text_embedder, parser or ParsePool(),
                      max_store_bytes=max_store_bytes, shared=shared, write_wait=write_wait, **options)
             kb.remove_orphan_files()
@@ -178,13 +181,29 @@ class KnowledgeBase:
         with self._write:
             if self.records is None:
                 return
-            self.parser.close()
-            self.index.close()
-            self.records.close()
-            self.records = None
+            self._shut()
             if not (self.shared or self.readonly):
                 (self.data_dir / CLEAN_MARKER).touch()
                 self.lock.release()
+
+    def destroy(self) -> None:
+        """Remove this knowledge base for good (a user's or a named knowledge base deleted): close it, delete
+        its collections when they are in a Chroma server (every process sharing them loses them), and
+        remove its data directory (record, local index, thumbnails, lock). Waits for a write in progress;
+        the object is closed afterwards. A Chroma server keeps the deleted collections' files on its own
+        disk until its operator removes them (see ``VectorIndex.destroy``)."""
+        with self._writing():
+            self.index.destroy()
+            self._shut()
+            shutil.rmtree(self.data_dir)  # the lock file goes too; it is held until the end
+        if not self.shared:
+            self.lock.release()
+
+    def _shut(self) -> None:
+        self.parser.close()
+        self.index.close()
+        self.records.close()
+        self.records = None
 
     @property
     def closed(self) -> bool:
@@ -389,7 +408,9 @@ class KnowledgeBase:
         raise DocumentNotFoundError(f"No document with id or name '{doc}' in the knowledge base")
 
     def delete(self, doc: str) -> DocumentInfo:
-        """Remove every vector, record and file a document produced (by id, source or file name)."""
+        """Remove every vector, record and file a document produced (by id, source or file name), and
+        every trace of them on disk (see ``_scrub``). Searches stop finding it at once; the scrub then
+        holds the write lock for a re-index of the kept vectors (about 1.5 s per thousand chunks)."""
         with self._writing():
             info = self.resolve(doc)
             doc_id = info.doc_id
@@ -398,6 +419,7 @@ class KnowledgeBase:
             self.records.delete_document(doc_id)
             for cid in ids:
                 (self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
+            _scrub(self.index, self.records)
         return info
 
     def count(self) -> int:
@@ -431,6 +453,15 @@ def _acquire(lock, data_dir: Path, wait: float, shared: bool) -> None:
         "command); reading commands (docs, search, ask) work beside it. To add or delete documents, use "
         "the app, stop it first, or share the knowledge base through a Chroma server "
         "(ASSISTANT_RETRIEVAL__CHROMA_URL).") from None
+
+
+def _scrub(index: VectorIndex, records: Records) -> None:
+    """Remove the bytes deleted documents leave on disk: the record's file is rewritten from its live rows
+    and its log emptied, then the local vector index is rebuilt from it. The record's pending mark is
+    cleared last, so a crash in between is scrubbed again on the next open."""
+    records.scrub()
+    index.scrub(records)
+    records.scrubbed()
 
 
 def file_digest(path: Path) -> str:

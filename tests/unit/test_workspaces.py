@@ -3,6 +3,8 @@ open tried again, the local user unchanged without sign-in."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant.composition import _store_options
@@ -19,10 +21,13 @@ class Opened:
     """Stands for a knowledge base: which user's, and whether it was closed."""
 
     def __init__(self, user):
-        self.user, self.closed = user, False
+        self.user, self.closed, self.destroyed = user, False, False
+
+    def destroy(self):
+        self.destroyed = True
 
 
-def registry(users: set[str], fail_first: set[str] = frozenset()):
+def registry(users: set[str], data_dir: Path, fail_first: set[str] = frozenset()):
     attempts: dict[str, int] = {}
 
     def open_knowledge(user):
@@ -34,15 +39,19 @@ def registry(users: set[str], fail_first: set[str] = frozenset()):
 
         return Knowledge(Background("knowledge base", load, close=lambda kb: setattr(kb, "closed", True)))
 
-    return Workspaces(ScriptedModel(), open_knowledge, signed_in=True, is_user=lambda n: n in users), attempts
+    workspaces = Workspaces(ScriptedModel(), open_knowledge, signed_in=True, data_dir=data_dir,
+                            is_user=lambda n: n in users)
+    return workspaces, attempts
 
 
-def test_each_user_has_their_own_workspace_and_names_ignore_case():
-    workspaces, _ = registry({"alice", "bob"})
+def test_each_user_has_their_own_workspace_and_names_ignore_case(tmp_path):
+    workspaces, _ = registry({"alice", "bob"}, data_dir=tmp_path)
     alice, bob = workspaces.of("Alice"), workspaces.of("bob")
     assert alice is workspaces.of("alice") and alice.user == "alice"
     assert alice.knowledge is not bob.knowledge and alice.pipeline.model is bob.pipeline.model
     assert alice.knowledge.loader.get().user == "alice"
+    assert alice.folder == tmp_path / "users" / "alice"
+    assert bob.conversations.folder == tmp_path / "users" / "bob" / "conversations"
     kbs = [alice.knowledge.loader.get(), bob.knowledge.loader.get()]
     workspaces.close()
     assert all(kb.closed for kb in kbs)
@@ -50,9 +59,9 @@ def test_each_user_has_their_own_workspace_and_names_ignore_case():
         workspaces.of("alice")
 
 
-def test_no_sign_in_no_workspace_and_a_removed_user_gets_nothing():
+def test_no_sign_in_no_workspace_and_a_removed_user_gets_nothing(tmp_path):
     users = {"alice"}
-    workspaces, _ = registry(users)
+    workspaces, _ = registry(users, data_dir=tmp_path)
     with pytest.raises(AssistantError, match="Sign in first"):
         workspaces.of(None)
     workspaces.of("alice")
@@ -61,8 +70,8 @@ def test_no_sign_in_no_workspace_and_a_removed_user_gets_nothing():
         workspaces.of("alice")
 
 
-def test_a_knowledge_base_that_failed_to_open_is_tried_again():
-    workspaces, attempts = registry({"alice"}, fail_first={"alice"})
+def test_a_knowledge_base_that_failed_to_open_is_tried_again(tmp_path):
+    workspaces, attempts = registry({"alice"}, fail_first={"alice"}, data_dir=tmp_path)
     first = workspaces.of("alice").knowledge
     with pytest.raises(KnowledgeError):
         first.documents()
@@ -72,8 +81,9 @@ def test_a_knowledge_base_that_failed_to_open_is_tried_again():
 
 def test_without_sign_in_the_one_local_user_keeps_the_old_place(tmp_path):
     pipeline = AnswerPipeline(ScriptedModel(), None)
-    workspaces = Workspaces.single(pipeline)
+    workspaces = Workspaces.single(pipeline, tmp_path)
     assert workspaces.of(None).pipeline is pipeline and workspaces.of("anyone").user == LOCAL_USER
+    assert workspaces.of(None).conversations.folder == tmp_path / "conversations"
     assert knowledge_dir(tmp_path, None) == tmp_path
     assert knowledge_dir(tmp_path, "Bob") == tmp_path / "users" / "bob" / "knowledge"
 
@@ -84,14 +94,35 @@ def test_each_user_has_collections_of_their_own_in_a_shared_chroma_server(tmp_pa
     assert names == {"knowledge", "knowledge-alice", "knowledge-bob"}
 
 
-def test_the_local_pipeline_is_kept_even_when_its_knowledge_base_failed():
+def test_the_local_pipeline_is_kept_even_when_its_knowledge_base_failed(tmp_path):
     """Without sign-in there is nothing to reopen with: the pipeline stays, and says why it has no sources."""
     def broken():
         raise KnowledgeError("The embedding model folder does not exist")
 
     knowledge = Knowledge(Background("knowledge base", broken)).start()
     pipeline = AnswerPipeline(ScriptedModel(), knowledge, k=7)
-    workspaces = Workspaces.single(pipeline)
+    workspaces = Workspaces.single(pipeline, tmp_path)
     with pytest.raises(KnowledgeError):
         knowledge.documents()
     assert workspaces.of(None).pipeline is pipeline
+
+
+def test_removing_a_user_deletes_every_file_of_their_workspace(tmp_path):
+    workspaces, _ = registry({"alice", "bob"}, data_dir=tmp_path)
+    alice, bob = workspaces.of("alice"), workspaces.of("bob")
+    alice.conversations.create("alice's")
+    bob.conversations.create("bob's")
+    kb = alice.knowledge.loader.get()
+    workspaces.remove("alice")
+    assert kb.destroyed  # its collections too, where they are in a Chroma server
+    assert not (tmp_path / "users" / "alice").exists() and (tmp_path / "users" / "bob").exists()
+    assert [c.title for c in workspaces.of("bob").conversations.list()] == ["bob's"]
+
+
+def test_idle_workspaces_are_removed_only_when_temporary(tmp_path):
+    workspaces, _ = registry({"v1"}, data_dir=tmp_path)
+    workspaces.of("v1")
+    assert workspaces.remove_idle(0) == []  # signed-in users' workspaces are never idle-deleted
+    workspaces.temporary = True
+    assert workspaces.remove_idle(3600) == [] and workspaces.remove_idle(0) == ["v1"]
+    assert not (tmp_path / "users" / "v1").exists()
