@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from assistant.errors import AssistantError, InputError
 from assistant.types import ChatTurn
 from retrieval.loaders import IMAGE_SUFFIXES
+from retrieval.records import Transaction
 
 if TYPE_CHECKING:
     from assistant.pipeline import Source
@@ -371,8 +372,8 @@ class ConversationStore:
         """Orders the list: a counter, since two changes can share a clock reading."""
         return self.db.execute("SELECT COALESCE(MAX(activity), 0) + 1 FROM conversations").fetchone()[0]
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db, self._lock)
+    def _transaction(self) -> Transaction:
+        return Transaction(self.db, self._lock)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -410,29 +411,6 @@ class ConversationStore:
         for partial in incoming.glob("*.part") if incoming.is_dir() else ():
             if partial.stat().st_mtime < time.time() - STALE_INCOMING:
                 partial.unlink(missing_ok=True)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` under the store's lock; committed on success, rolled back on any error."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self.db = db
-        self.lock = lock
-
-    def __enter__(self):
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()
-        return False
 
 
 # -- files ------------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ class Records:
         return False
 
     def _transaction(self):
-        return _Transaction(self.db, self.write_lock)
+        return Transaction(self.db, self.write_lock)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -303,8 +303,9 @@ class Records:
         return [(r[0], -float(r[1])) for r in rows]
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` on the writer connection, under the write lock (one writer thread at a time)."""
+class Transaction:
+    """``BEGIN IMMEDIATE`` on a writer connection, under a lock (one writer thread at a time); committed on
+    success, rolled back on any error. The knowledge base's record and the conversation store use it."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
         self.db = db
