@@ -65,11 +65,11 @@ class AssistantUI:
             for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
                                        k, strict, request):
                 yield (live.messages(), live.cards, live.data, live.conversation_id, None,
-                       self._list(request, live.conversation_id), live.export_links(), live.conversation.title)
+                       self._list(request, live.conversation_id), Live.links(live.conversation_id), live.conversation.title)
         except AssistantError as exc:
             if live is not None and live.stored:  # the failed turn is in the conversation, with its notice
                 yield (live.messages(), live.cards, live.data, live.conversation_id, None,
-                       self._list(request, live.conversation_id), live.export_links(), live.conversation.title)
+                       self._list(request, live.conversation_id), Live.links(live.conversation_id), live.conversation.title)
                 return
             notice = {"role": "assistant", "content": f"⚠️ {render.safe_markdown(str(exc))}"}
             yield ([*self._messages(request, conversation_id), notice], gr.skip(), gr.skip(), gr.skip(),
@@ -174,7 +174,7 @@ class AssistantUI:
 
     def open_page(self, request: gr.Request = None):
         """The page opens on a new conversation, with the list of earlier ones to resume."""
-        return self._list(request, None), None, [], "", self._export_links(None)
+        return self._list(request, None), None, [], "", Live.links(None)
 
     def conversation_list(self, request: gr.Request = None) -> list[dict]:
         """The API's ``/conversations``: the user's conversations, newest first, with their export URLs."""
@@ -198,11 +198,11 @@ class AssistantUI:
             conversation = self._workspace(request).conversations.get(conversation_id)
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
-        return (conversation.id, _messages(conversation), conversation.title, self._export_links(conversation.id),
+        return (conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id),
                 render.sources_html(()), [])
 
     def new(self, request: gr.Request = None):
-        return None, [], "", self._list(request, None), self._export_links(None), render.sources_html(()), []
+        return None, [], "", self._list(request, None), Live.links(None), render.sources_html(()), []
 
     def rename(self, conversation_id, title, request: gr.Request = None):
         if not conversation_id:
@@ -234,10 +234,6 @@ class AssistantUI:
             return _messages(self._workspace(request).conversations.get(conversation_id))
         except AssistantError:
             return []
-
-    @staticmethod
-    def _export_links(conversation_id: str | None) -> str:
-        return Live.links(conversation_id)
 
     def ingest(self, files, request: gr.Request = None, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
@@ -468,9 +464,6 @@ class Live:
                 {"role": "user", "content": render.question_markdown(self.question, urls)},
                 {"role": "assistant", "content": render.answer_markdown(self.answer, len(self.sources), located,
                                                                         notice)}]
-
-    def export_links(self) -> str:
-        return self.links(self.conversation_id)
 
     @staticmethod
     def links(conversation_id: str | None) -> str:

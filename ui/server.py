@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import os
 import threading
 from collections import OrderedDict
@@ -399,6 +398,3 @@ async def _refuse(scope, send, status: int, text: str):
         (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store")]})
     await send({"type": "http.response.body", "body": body})
-
-
-mimetypes.add_type("image/webp", ".webp")
