@@ -80,6 +80,10 @@ class UsersFile:
         """Whether ``name`` is (still) a user: asked at every request, so a removed user gets nothing more."""
         return name in self._read()
 
+    def is_admin(self, name: str) -> bool:
+        """Whether ``name`` may change the shared library (``users add --admin``); asked at every write."""
+        return bool(self._read().get(name, {}).get("admin"))
+
     def accounts(self) -> list[Account]:
         return [Account(n, bool(u.get("admin")), float(u.get("created", 0))) for n, u in sorted(self._read().items())]
 

@@ -15,8 +15,10 @@ from assistant.settings import Settings, settings_or_exit
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
-    p.add_argument("--user", metavar="NAME", help="work in this user's knowledge base (the one they see "
-                   "after signing in, ASSISTANT_AUTH__MODE=password); without it, the local one")
+    p.add_argument("--user", metavar="NAME", help="work in this user's knowledge bases (the ones they see "
+                   "after signing in); without it, the local user's")
+    p.add_argument("--kb", metavar="NAME", help="which knowledge base, by name or id (see `kbs list`); "
+                   "`shared`: the shared library every signed-in user reads; without it, the first one")
     sub = p.add_subparsers(dest="command", required=True)
     ingest = sub.add_parser("ingest", help="add files or folders to the knowledge base")
     ingest.add_argument("paths", nargs="+", type=Path)
@@ -49,6 +51,18 @@ def parser() -> argparse.ArgumentParser:
         if action == "add":
             one.add_argument("--admin", action="store_true", help="may manage the shared library")
     users_sub.add_parser("list", help="list the users")
+    remove = users_sub.choices["remove"]
+    remove.add_argument("--purge", action="store_true", help="also delete everything of theirs: knowledge "
+                        "bases, conversations, images (no trace left)")
+    kbs = sub.add_parser("kbs", help="the user's knowledge bases: list, create, rename, delete")
+    kbs_sub = kbs.add_subparsers(dest="action", required=True)
+    kbs_sub.add_parser("list", help="list them")
+    kbs_sub.add_parser("create", help="a new, empty one").add_argument("title")
+    rename = kbs_sub.add_parser("rename", help="give one another name")
+    rename.add_argument("kb", metavar="KB", help="name or id")
+    rename.add_argument("title")
+    kbs_sub.add_parser("delete", help="delete one and all its documents (no trace left)").add_argument(
+        "kb", metavar="KB", help="name or id")
     return p
 
 
@@ -61,7 +75,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     configure_environment(settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     stop_on_sigterm()  # a stopped ingest closes the knowledge base as Ctrl-C does
-    session = Session(settings, user=args.user)
+    session = Session(settings, user=args.user, kb=args.kb)
     try:
         return COMMANDS[args.command](args, session)
     except AssistantError as exc:
@@ -78,22 +92,37 @@ class Session:
     """Builds only what a command needs, and closes all of it when the command ends (threads joined,
     the knowledge base closed cleanly)."""
 
-    def __init__(self, settings: Settings, *, user: str | None = None):
+    def __init__(self, settings: Settings, *, user: str | None = None, kb: str | None = None):
         self.settings = settings
         self.user = user
+        self.kb_name = kb
         self.built: list = []
 
-    def knowledge(self, *, write: bool):
+    @property
+    def catalogue(self):
+        """The user's list of knowledge bases."""
+        from assistant.shelf import Catalogue
+        from assistant.workspaces import workspace_dir
+
+        return Catalogue(workspace_dir(self.settings.data_dir, self.user))
+
+    @property
+    def kb(self) -> str:
+        """The knowledge base ``--kb`` names (its id)."""
+        return self.catalogue.resolve(self.kb_name)
+
+    def knowledge(self, *, write: bool, kb: str | None = None):
         """Writes take the knowledge base (waiting their turn behind another process's write when it is
         shared); reads open it beside the app if the app has it."""
         from assistant.composition import build_knowledge
 
-        return self._keep(build_knowledge(self.settings, write=write, user=self.user))
+        return self._keep(build_knowledge(self.settings, write=write, user=self.user, kb=kb or self.kb))
 
     def pipeline(self, *, knowledge: bool):
         from assistant.composition import build_pipeline
 
-        return self._keep(build_pipeline(self.settings, knowledge=knowledge, write=False, user=self.user))
+        return self._keep(build_pipeline(self.settings, knowledge=knowledge, write=False, user=self.user,
+                                         kb=self.kb))
 
     def _keep(self, component):
         self.built.append(component)
@@ -213,11 +242,18 @@ def cmd_users(args, session: Session) -> int:
 
     folder = knowledge_dir(session.settings.data_dir, args.name).parent
     if args.action == "remove":
-        users.remove(args.name)
-        print(f"removed {folder.name}; they can no longer sign in, and a session they have open ends")
-        if folder.exists():
-            print(f"their documents remain in {folder}: delete that folder to remove them (the name cannot "
-                  "be given to someone else while it exists)")
+        try:
+            users.remove(args.name)
+            print(f"removed {folder.name}; they can no longer sign in, and a session they have open ends")
+        except InputError:
+            if not (args.purge and folder.exists()):  # purging what an earlier remove left
+                raise
+        if args.purge:
+            _workspaces(session).remove(folder.name)
+            print(f"deleted everything of theirs ({folder})")
+        elif folder.exists():
+            print(f"their documents remain in {folder}: `users remove {folder.name} --purge` deletes them (the "
+                  "name cannot be given to someone else while they exist)")
         return 0
     if args.action == "add" and folder.exists():
         raise InputError(f"{folder} holds the documents of an earlier user '{folder.name}': delete it first, "
@@ -229,6 +265,47 @@ def cmd_users(args, session: Session) -> int:
     else:
         users.set_password(args.name, password)
         print(f"password changed for {args.name.strip().lower()}")
+    return 0
+
+
+def _workspaces(session: Session):
+    """Workspaces without a model: enough to delete one with every knowledge base of theirs (and their
+    collections where they are in a Chroma server)."""
+    from assistant.composition import build_knowledge
+    from assistant.workspaces import Workspaces
+
+    def open_knowledge(user, kb):
+        return session._keep(build_knowledge(session.settings, user=user, kb=kb))
+
+    return Workspaces(None, lambda user, kb="default": open_knowledge(user, kb), signed_in=True,
+                      data_dir=session.settings.data_dir)
+
+
+def cmd_kbs(args, session: Session) -> int:
+    from assistant.shelf import SHARED_TITLE
+    from assistant.workspaces import knowledge_dir
+
+    catalogue = session.catalogue
+    if args.action == "list":
+        used = catalogue.used()
+        bases = catalogue.bases()
+        for kb_id, title in bases:
+            print(f"{kb_id:12}  {title}{'' if used is None or kb_id in used else '  (not searched by the chat)'}")
+        if knowledge_dir(session.settings.data_dir, None, "shared").exists():
+            print(f"{'shared':12}  {SHARED_TITLE}  (every signed-in user reads it)")
+        print(f"{len(bases)} knowledge bases")
+    elif args.action == "create":
+        kb_id = catalogue.create(args.title)
+        print(f"created {kb_id}: {catalogue.title(kb_id)}")
+    elif args.action == "rename":
+        kb_id = catalogue.resolve(args.kb)
+        print(f"renamed {kb_id}: {catalogue.rename(kb_id, args.title)}")
+    else:
+        from assistant.shelf import delete_base
+
+        kb_id = catalogue.resolve(args.kb)
+        title = delete_base(catalogue, kb_id, lambda: session.knowledge(write=True, kb=kb_id))
+        print(f"deleted {title} and its documents")
     return 0
 
 
@@ -245,4 +322,5 @@ def _new_password(from_stdin: bool) -> str:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
-            "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "users": cmd_users}
+            "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "users": cmd_users,
+            "kbs": cmd_kbs}

@@ -12,6 +12,7 @@ from assistant.loading import Background
 from assistant.models.base import LazyModel
 from assistant.pipeline import AnswerPipeline
 from assistant.settings import CPU_DEFAULT_CHECKPOINT, GPU_DEFAULT_CHECKPOINT, Settings
+from assistant.shelf import DEFAULT, SHARED
 from assistant.workspaces import Workspaces, knowledge_dir
 
 # transformers resolves its classes lazily, and two loader threads resolving them at once can fail
@@ -65,45 +66,53 @@ def load_embedders(settings: Settings):
     return embedder, text_embedder
 
 
-def _store_options(settings: Settings, user: str | None = None) -> dict:
-    """A user's knowledge base has collections of its own (a Chroma server holds every user's vectors)."""
+def _store_options(settings: Settings, user: str | None = None, kb: str = DEFAULT) -> dict:
+    """Each knowledge base has collections of its own (a Chroma server holds every user's vectors). User names
+    are lower case, so the upper-case marks cannot meet a user's name: ``knowledge-alice``,
+    ``knowledge-alice-KB-1f2e3d4c``, ``knowledge-SHARED``."""
     r = settings.retrieval
-    collection = f"{r.collection}-{normalise_name(user)}" if user else r.collection
+    collection = r.collection
+    if kb == SHARED:
+        collection += "-SHARED"
+    else:
+        collection += f"-{normalise_name(user)}" if user else ""
+        collection += f"-KB-{kb.removeprefix('kb-')}" if kb != DEFAULT else ""
     return dict(collection=collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
                 chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
                 chroma_url=r.chroma_url or None)
 
 
-def open_knowledge_base(settings: Settings, *, write: bool = True, user: str | None = None):
-    """Load the embedders and open the knowledge base (raises ``RetrievalError``): the local one, or a
-    user's. Without ``write`` it is opened beside the process that writes it, if one has it open (the
-    CLI's reads beside the app)."""
+def open_knowledge_base(settings: Settings, *, write: bool = True, user: str | None = None, kb: str = DEFAULT):
+    """Load the embedders and open a knowledge base (raises ``RetrievalError``): the local one, or a
+    user's; ``kb``: which of theirs (``shared``: the shared library). Without ``write`` it is opened beside
+    the process that writes it, if one has it open (the CLI's reads beside the app)."""
     from retrieval.store import KnowledgeBase
 
     embedder, text_embedder = load_embedders(settings)
-    return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=write,
-                                  text_embedder=text_embedder, **_store_options(settings, user))
+    return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user, kb), embedder, write=write,
+                                  text_embedder=text_embedder, **_store_options(settings, user, kb))
 
 
-def build_knowledge(settings: Settings, *, write: bool = True, user: str | None = None) -> Knowledge:
+def build_knowledge(settings: Settings, *, write: bool = True, user: str | None = None,
+                    kb: str = DEFAULT) -> Knowledge:
     from retrieval.store import KnowledgeBase
 
     def load():
         with translated_errors():
-            return open_knowledge_base(settings, write=write, user=user)
+            return open_knowledge_base(settings, write=write, user=user, kb=kb)
 
     loader = Background("knowledge base", load, close=KnowledgeBase.close)
     return Knowledge(loader, max_pixels=settings.model.max_pixels)
 
 
 def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = True,
-                   write: bool = True, user: str | None = None) -> AnswerPipeline:
+                   write: bool = True, user: str | None = None, kb: str = DEFAULT) -> AnswerPipeline:
     """The whole assistant, or as much of it as a command needs (``knowledge=False``: no knowledge base;
     ``write=False``: read it only; ``user``: that user's, not the local one). With ``start`` every
     component begins loading in the background; ``close()`` on the pipeline ends them all."""
     model = build_model(settings)
-    kb = build_knowledge(settings, write=write, user=user) if knowledge and settings.retrieval.enabled else None
-    pipeline = AnswerPipeline(model, kb, **_answer_options(settings))
+    base = build_knowledge(settings, write=write, user=user, kb=kb) if knowledge and settings.retrieval.enabled else None
+    pipeline = AnswerPipeline(model, base, **_answer_options(settings))
     return pipeline.start() if start else pipeline
 
 
@@ -116,13 +125,14 @@ def build_workspaces(settings: Settings) -> Workspaces:
     """The app's workspaces: one local user without sign-in (the pipeline ``build_pipeline`` makes), or,
     with sign-in, a knowledge base per user sharing the model, the embedders and the parse workers."""
     if settings.auth.mode == "local":
-        return Workspaces.single(build_pipeline(settings), settings.data_dir)
+        return Workspaces.single(build_pipeline(settings), settings.data_dir,
+                                 lambda kb: build_knowledge(settings, kb=kb))
     from retrieval.store import KnowledgeBase
     from retrieval.worker import ParsePool
 
     model = build_model(settings)
     options = {**_answer_options(settings), "data_dir": settings.data_dir,
-               "temporary": settings.auth.mode == "anonymous"}
+               "temporary": settings.auth.mode == "anonymous", "is_admin": admins(settings)}
     if settings.auth.mode == "password":  # a user removed with the CLI gets nothing more at once
         options["is_user"] = UsersFile(settings.users_file).exists
     if not settings.retrieval.enabled:
@@ -135,18 +145,32 @@ def build_workspaces(settings: Settings) -> Workspaces:
     embedders = Background("embedders", load_shared)
     workers = SharedParser(ParsePool())
 
-    def open_knowledge(user: str) -> Knowledge:
+    def open_knowledge(user: str | None, kb: str = DEFAULT) -> Knowledge:
         def load():
             embedder, text_embedder = embedders.get()
             with translated_errors():
-                return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user), embedder, write=True,
+                return KnowledgeBase.open_for(knowledge_dir(settings.data_dir, user, kb), embedder, write=True,
                                               text_embedder=text_embedder, parser=workers.borrowed(),
-                                              **_store_options(settings, user))
+                                              **_store_options(settings, user, kb))
 
         return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close),
                          max_pixels=settings.model.max_pixels)
 
-    return Workspaces(model, open_knowledge, signed_in=True, shared=[embedders, workers], **options).start()
+    library = open_knowledge(None, SHARED)  # read by every user, written by administrators
+    return Workspaces(model, open_knowledge, signed_in=True, shared=[embedders, workers], library=library,
+                      **options).start()
+
+
+def admins(settings: Settings):
+    """Who may change the shared library: the users file's administrators (``users add --admin``), or the
+    names in ``ASSISTANT_AUTH__ADMINS`` (sign-in through a proxy or Hugging Face). Anonymous visitors never."""
+    named = {n.strip().lower() for n in settings.auth.admins}
+    if settings.auth.mode == "anonymous":
+        return lambda user: False
+    if settings.auth.mode == "password":
+        users = UsersFile(settings.users_file)
+        return lambda user: user in named or users.is_admin(user)
+    return lambda user: user in named
 
 
 class SharedParser(Ready):

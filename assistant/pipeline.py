@@ -20,6 +20,7 @@ from assistant.knowledge import Knowledge
 from assistant.lifecycle import Component, close_all
 from assistant.loading import LoadStatus
 from assistant.models.base import VisionChatModel
+from assistant.shelf import Shelf
 from assistant.types import ChatRequest, ChatTurn
 from retrieval import Hit
 
@@ -95,7 +96,7 @@ class _Retrieval:
 
 
 class AnswerPipeline:
-    def __init__(self, model: VisionChatModel, knowledge: Knowledge | None = None, *, k: int = 4,
+    def __init__(self, model: VisionChatModel, knowledge: Knowledge | Shelf | None = None, *, k: int = 4,
                  min_score: float = 0.0, strict: bool = False, language: str = "en",
                  annotations_dir: Path | None = None):
         self.model = model
@@ -105,6 +106,11 @@ class AnswerPipeline:
         self.strict = strict
         self.language = language  # for questions with no words to detect a language from
         self.annotations_dir = annotations_dir
+
+    def with_knowledge(self, knowledge) -> AnswerPipeline:
+        """The same model and options over another knowledge source (a user's shelf of knowledge bases)."""
+        return AnswerPipeline(self.model, knowledge, k=self.k, min_score=self.min_score, strict=self.strict,
+                              language=self.language, annotations_dir=self.annotations_dir)
 
     def answer(self, request: ChatRequest) -> Iterator[Event]:
         if not request.question.strip() and not request.images:

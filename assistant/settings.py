@@ -129,6 +129,9 @@ class AuthSettings(BaseModel):
                               "`ASSISTANT_AUTH__LOCKOUT_MINUTES`; past that the name is refused, even with "
                               "the right password, until the window has passed.")
     lockout_minutes: float = Field(15.0, gt=0, description="The window for `ASSISTANT_AUTH__MAX_FAILURES`.")
+    admins: list[str] = Field([], description="User names (JSON list) who may add documents to the shared "
+                              "library and delete them, besides the users file's administrators (`users add "
+                              "--admin`); for `proxy` and `huggingface` sign-in.")
 
 
 class Settings(BaseSettings):

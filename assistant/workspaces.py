@@ -31,6 +31,7 @@ from assistant.knowledge import Knowledge
 from assistant.lifecycle import close_all
 from assistant.loading import LoadStatus
 from assistant.pipeline import AnswerPipeline
+from assistant.shelf import DEFAULT, SHARED, Shelf, base_dir
 
 LOCAL_USER = "local"
 log = logging.getLogger(__name__)
@@ -41,22 +42,33 @@ def workspace_dir(data_dir: Path, user: str | None) -> Path:
     return Path(data_dir) if user is None else Path(data_dir) / "users" / normalise_name(user)
 
 
-def knowledge_dir(data_dir: Path, user: str | None) -> Path:
-    """Where a user's knowledge base lives; ``None``: the single local user's (the data folder itself)."""
+def knowledge_dir(data_dir: Path, user: str | None, kb: str = DEFAULT) -> Path:
+    """Where one of a user's knowledge bases lives (``None``: the single local user's); the first one where
+    it always was (the data folder itself for the local user), the shared library in ``shared-library``."""
+    if kb == SHARED:
+        return Path(data_dir) / "shared-library"
+    if kb != DEFAULT:
+        return base_dir(workspace_dir(data_dir, user), kb)
     return Path(data_dir) if user is None else workspace_dir(data_dir, user) / "knowledge"
 
 
 @dataclass
 class Workspace:
     user: str
-    pipeline: AnswerPipeline  # the shared model with this user's knowledge base
+    pipeline: AnswerPipeline  # the shared model with this user's knowledge bases
     folder: Path
     conversations: ConversationStore
     last_used: float = field(default_factory=time.monotonic)
 
     @property
-    def knowledge(self) -> Knowledge | None:
+    def shelf(self) -> Shelf | None:
+        """This user's knowledge bases (None when the knowledge base is turned off)."""
         return self.pipeline.knowledge
+
+    @property
+    def knowledge(self) -> Knowledge | None:
+        """The first knowledge base."""
+        return self.shelf.first if self.shelf is not None else None
 
     @property
     def scratch(self) -> Path:
@@ -64,12 +76,8 @@ class Workspace:
         return self.folder / "scratch"
 
     def thumbnail(self, name: str) -> Path | None:
-        """A thumbnail of this user's knowledge base by its file name; None when it has no such file."""
-        files = self.knowledge.files_dir() if self.knowledge is not None else None
-        if files is None or not name or "/" in name or name.startswith("."):
-            return None
-        path = files / name
-        return path if path.is_file() else None
+        """A thumbnail from one of the knowledge bases this user can read; None when none has it."""
+        return self.shelf.thumbnail(name) if self.shelf is not None else None
 
     def size(self) -> int:
         """Bytes this workspace holds on disk (for the upload quota)."""
@@ -83,33 +91,41 @@ class Workspace:
         return total
 
     def close(self) -> None:
-        close_all([c for c in (self.knowledge, self.conversations) if c is not None])
+        close_all([c for c in (self.shelf, self.conversations) if c is not None])
 
 
 class Workspaces:
-    """Each user's workspace, opened on first use. ``open_knowledge(user)`` builds a user's knowledge base
-    (not yet loaded); ``shared`` are the components every workspace uses (the model, the embedders)."""
+    """Each user's workspace, opened on first use. ``open_knowledge(user, kb)`` builds one of a user's
+    knowledge bases (not yet loaded); ``library`` is the shared library (None: none); ``shared`` are the
+    components every workspace uses (the model, the embedders); ``is_admin(user)`` says who may change the
+    shared library."""
 
-    def __init__(self, model, open_knowledge: Callable[[str], Knowledge] | None, *, signed_in: bool,
+    def __init__(self, model, open_knowledge: Callable[..., Knowledge] | None, *, signed_in: bool,
                  data_dir: Path, shared: list | None = None, is_user: Callable[[str], bool] | None = None,
-                 temporary: bool = False, **pipeline_options):
+                 temporary: bool = False, library: Knowledge | None = None,
+                 is_admin: Callable[[str], bool] | None = None, **pipeline_options):
         self.model = model
         self.data_dir = Path(data_dir)
         self.temporary = temporary  # anonymous visitors: workspaces removed when idle
         self.open_knowledge = open_knowledge
         self.signed_in = signed_in  # False: one local user, whoever asks
         self.is_user = is_user  # asked on every request: a user removed meanwhile gets nothing more
-        self.shared = [model, *(shared or [])]
+        self.is_admin = is_admin or (lambda user: False)
+        self.library = library
+        self.shared = [model, *(shared or []), *([library] if library is not None else [])]
         self.pipeline_options = pipeline_options
         self._open: dict[str, Workspace] = {}
         self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
-    def single(cls, pipeline: AnswerPipeline, data_dir: Path) -> Workspaces:
-        """One local user with an already built pipeline (no sign-in); its conversations in ``data_dir``."""
+    def single(cls, pipeline: AnswerPipeline, data_dir: Path,
+               open_base: Callable[[str], Knowledge] | None = None) -> Workspaces:
+        """One local user with an already built pipeline (no sign-in); its conversations in ``data_dir``;
+        ``open_base(kb)`` opens the knowledge bases the user creates besides the pipeline's."""
         workspaces = cls(pipeline.model, None, signed_in=False, data_dir=data_dir)
-        workspaces._open[LOCAL_USER] = workspaces._workspace(LOCAL_USER, pipeline)
+        shelf = Shelf(data_dir, pipeline.knowledge, open_base, admin=lambda: True) if pipeline.knowledge else None
+        workspaces._open[LOCAL_USER] = workspaces._workspace(LOCAL_USER, pipeline.with_knowledge(shelf))
         workspaces.shared = []  # the pipeline closes its own components
         return workspaces
 
@@ -119,6 +135,14 @@ class Workspaces:
         if pipeline.annotations_dir is None:
             pipeline.annotations_dir = workspace.scratch
         return workspace
+
+    def _build(self, key: str) -> Workspace:
+        shelf = None
+        if self.open_knowledge is not None:
+            shelf = Shelf(workspace_dir(self.data_dir, key), self.open_knowledge(key).start(),
+                          lambda kb: self.open_knowledge(key, kb), shared=self.library,
+                          admin=lambda: self.is_admin(key))
+        return self._workspace(key, AnswerPipeline(self.model, shelf, **self.pipeline_options))
 
     def of(self, user: str | None) -> Workspace:
         """The workspace of the user the sign-in named (``None`` without sign-in)."""
@@ -137,27 +161,24 @@ class Workspaces:
             if (self.open_knowledge is not None and known is not None and known.knowledge is not None
                     and known.knowledge.status().state == "failed"):
                 del self._open[key]  # e.g. the CLI had it open a moment: try again rather than fail for good
-                known.knowledge.close()
+                known.close()
             if key not in self._open:
-                knowledge = self.open_knowledge(key).start() if self.open_knowledge else None
-                pipeline = AnswerPipeline(self.model, knowledge, **self.pipeline_options)
-                self._open[key] = self._workspace(key, pipeline)
+                self._open[key] = self._build(key)
             workspace = self._open[key]
             workspace.last_used = time.monotonic()
             return workspace
 
     def remove(self, user: str) -> None:
-        """Delete a user's workspace and every file in it (knowledge base, conversations, images)."""
+        """Delete a user's workspace and every file in it (knowledge bases, conversations, images)."""
         key = normalise_name(user)
         with self._lock:
             workspace = self._open.pop(key, None)
         folder = workspace_dir(self.data_dir, key)
-        knowledge = workspace.knowledge if workspace is not None else None
-        if knowledge is None and self.open_knowledge is not None and (folder / "knowledge").exists():
-            knowledge = self.open_knowledge(key).start()  # to remove its collections from a Chroma server too
-        if knowledge is not None:
-            knowledge.destroy()
+        if workspace is None and folder.exists():
+            workspace = self._build(key)  # to remove its collections from a Chroma server too
         if workspace is not None:
+            if workspace.shelf is not None:
+                workspace.shelf.destroy()
             workspace.conversations.close()
         if folder.exists():
             shutil.rmtree(folder)
@@ -199,4 +220,4 @@ class Workspaces:
         if not self.shared:  # single: the pipeline owns its components
             close_all([*(w.pipeline for w in opened), *(w.conversations for w in opened)])
             return
-        close_all([*self.shared, *(c for w in opened for c in (w.knowledge, w.conversations) if c is not None)])
+        close_all([*self.shared, *(c for w in opened for c in (w.shelf, w.conversations) if c is not None)])

@@ -235,40 +235,152 @@ class AssistantUI:
         except AssistantError:
             return []
 
-    def ingest(self, files, request: gr.Request = None, progress=gr.Progress()):
+    def ingest(self, files, kb=None, request: gr.Request = None, progress=gr.Progress()):
         paths = [p for p in map(path_of, files or []) if p]
         if not paths:
-            return "Choose one or more files first.", *self._documents_outputs(request)
+            return "Choose one or more files first.", *self._documents_outputs(request, kb)
         try:
-            reports = self._knowledge(request).ingest(
+            reports = self._knowledge(request, kb, write=True).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request, kb)
         finally:
             self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
-        return render.ingest_summary(reports), *self._documents_outputs(request)
+        return render.ingest_summary(reports), *self._documents_outputs(request, kb)
 
-    def documents(self, request: gr.Request = None):
-        return self._documents_outputs(request)
+    def documents(self, kb=None, request: gr.Request = None):
+        return self._documents_outputs(request, kb)
 
-    def delete(self, doc_id, request: gr.Request = None):
+    def delete(self, doc_id, kb=None, request: gr.Request = None):
         if not doc_id:
-            return "Choose a document to delete.", *self._documents_outputs(request)
+            return "Choose a document to delete.", *self._documents_outputs(request, kb)
         try:
-            info = self._knowledge(request).delete(doc_id)
+            info = self._knowledge(request, kb, write=True).delete(doc_id)
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request)
+            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request, kb)
         return (f"Deleted {render.safe_markdown(info.source)} ({info.chunks} chunks).",
-                *self._documents_outputs(request))
+                *self._documents_outputs(request, kb))
 
-    def search(self, text, image, k, request: gr.Request = None):
+    def search(self, text, image, k, kb=None, request: gr.Request = None):
         try:
-            hits = self._knowledge(request).search(text or None, [image] if image else [], k=int(k))
+            hits = self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k))
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         finally:
             self._leave_cache([image] if image else [], request)
         return [render.hit_data(h) for h in hits]
+
+    # -- knowledge bases ------------------------------------------------------------------------
+
+    def knowledge_bases(self, request: gr.Request = None) -> list[dict]:
+        """The API's ``/knowledge_bases``: this user's, then the shared library (id, title, whether the chat
+        searches it, whether this user may change it)."""
+        try:
+            return [b.to_dict() for b in self._shelf(request).bases()]
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def create_base(self, title, request: gr.Request = None) -> list[dict]:
+        """The API's ``/create_knowledge_base``: a new, empty one; the list with it."""
+        try:
+            self._shelf(request).create(title or "")
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.knowledge_bases(request)
+
+    def rename_base(self, kb, title, request: gr.Request = None) -> list[dict]:
+        try:
+            shelf = self._shelf(request)
+            shelf.rename(shelf.resolve(kb), title or "")
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.knowledge_bases(request)
+
+    def delete_base(self, kb, request: gr.Request = None) -> list[dict]:
+        """The API's ``/delete_knowledge_base``: it and every byte of its documents go."""
+        try:
+            shelf = self._shelf(request)
+            shelf.delete(shelf.resolve(kb))
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.knowledge_bases(request)
+
+    def use_bases(self, ids, request: gr.Request = None) -> list[dict]:
+        """The API's ``/use_knowledge_bases``: which ones the chat searches (ids or names)."""
+        try:
+            shelf = self._shelf(request)
+            shelf.choose([shelf.resolve(i) for i in ids or []])
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.knowledge_bases(request)
+
+    def bases_view(self, kb=None, request: gr.Request = None):
+        """The Knowledge tab's chooser and the chat's "Search in" boxes, from the user's list."""
+        try:
+            bases = self._shelf(request).bases()
+        except AssistantError:
+            return gr.Dropdown(choices=[], value=None), gr.CheckboxGroup(choices=[], value=[])
+        choices = [(b.title, b.id) for b in bases]
+        current = kb if any(b.id == kb for b in bases) else bases[0].id
+        return (gr.Dropdown(choices=choices, value=current),
+                gr.CheckboxGroup(choices=choices, value=[b.id for b in bases if b.used]))
+
+    def create_in_tab(self, title, request: gr.Request = None):
+        try:
+            base = self._shelf(request).create(title or "")
+        except AssistantError as exc:
+            return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
+        return (f"Created {render.safe_markdown(base.title)}.", "", *self.bases_view(base.id, request))
+
+    def rename_in_tab(self, kb, title, request: gr.Request = None):
+        try:
+            shelf = self._shelf(request)
+            base = shelf.rename(shelf.resolve(kb), title or "")
+        except AssistantError as exc:
+            return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
+        return (f"Renamed to {render.safe_markdown(base.title)}.", "", *self.bases_view(base.id, request))
+
+    def ask_delete_base(self, kb, request: gr.Request = None):
+        """First step of deleting a knowledge base: say what will go, and show the confirmation."""
+        try:
+            shelf = self._shelf(request)
+            kb_id = shelf.resolve(kb)
+            base = next(b for b in shelf.bases() if b.id == kb_id)
+            if kb_id in ("default", "shared"):
+                shelf.delete(kb_id)  # refuses, saying why
+            count = len(shelf.knowledge(kb_id).documents())
+        except AssistantError as exc:
+            return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False)
+        what = f"its {count} documents" if count != 1 else "its document"
+        return (f"Delete **{render.safe_markdown(base.title)}** and {what}? This cannot be undone.",
+                gr.Row(visible=True))
+
+    def base_note(self, kb, request: gr.Request = None) -> str:
+        """What the chosen knowledge base is, when that matters: the shared library, read-only to most."""
+        try:
+            shelf = self._shelf(request)
+            base = next(b for b in shelf.bases() if b.id == shelf.resolve(kb))
+        except (AssistantError, StopIteration):
+            return ""
+        if base.shared and not base.writable:
+            return ("The shared library: everyone can search it and ask about it; an administrator adds and "
+                    "deletes its documents.")
+        return "The shared library: what you add here every user can read." if base.shared else ""
+
+    def delete_in_tab(self, kb, request: gr.Request = None):
+        try:
+            shelf = self._shelf(request)
+            title = shelf.delete(shelf.resolve(kb))
+        except AssistantError as exc:
+            return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False), gr.skip(), gr.skip()
+        return (f"Deleted {render.safe_markdown(title)} and its documents.", gr.Row(visible=False),
+                *self.bases_view(None, request))
+
+    def choose_in_chat(self, ids, request: gr.Request = None) -> None:
+        try:
+            self._shelf(request).choose(ids or [])
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from exc
 
     def status(self):
         statuses = self.workspaces.status()
@@ -289,15 +401,21 @@ class AssistantUI:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _knowledge(self, request: gr.Request | None):
-        knowledge = self._workspace(request).knowledge
-        if knowledge is None:
+    def _shelf(self, request: gr.Request | None):
+        shelf = self._workspace(request).shelf
+        if shelf is None:
             raise AssistantError("The knowledge base is turned off (ASSISTANT_RETRIEVAL__ENABLED=false).")
-        return knowledge
+        return shelf
 
-    def _documents_outputs(self, request: gr.Request | None):
+    def _knowledge(self, request: gr.Request | None, kb: str | None = None, *, write: bool = False):
+        """One of the user's knowledge bases, by id or name (none: the first); writing the shared library
+        needs an administrator."""
+        shelf = self._shelf(request)
+        return shelf.knowledge(shelf.resolve(kb), write=write)
+
+    def _documents_outputs(self, request: gr.Request | None, kb: str | None = None):
         try:
-            docs = self._knowledge(request).documents()
+            docs = self._knowledge(request, kb).documents()
         except AssistantError:
             docs = []
         choices = [(f"{d.source} ({d.kind}, {d.chunks} chunks)", d.doc_id) for d in docs]
@@ -352,6 +470,9 @@ class AssistantUI:
                         gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources")),
                         gr.Checkbox(value=s.retrieval.strict, label=t("strict"), elem_id="strict"),
                     ]
+                    # which knowledge bases the chat searches: the user's choice, kept in their workspace
+                    self.chat_bases = gr.CheckboxGroup(label=t("kb_used"), choices=[], elem_id="kb-used",
+                                                       visible=kb_on)
                 # Examples fill the input box only: the Settings keep their values.
                 shapes = str(ASSETS / "shapes.png")
                 gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES], inputs=[box],
@@ -386,6 +507,18 @@ class AssistantUI:
 
     def _knowledge_tab(self, app: gr.Blocks) -> None:
         t = self.i18n
+        with gr.Row():
+            base = gr.Dropdown(label=t("knowledge_base"), choices=[("My documents", "default")], value="default",
+                               allow_custom_value=True, elem_id="kb-select", scale=3)
+            name = gr.Textbox(label=t("kb_name"), max_lines=1, elem_id="kb-name", scale=3)
+            with gr.Column(scale=1, min_width=180):
+                create = gr.Button(t("kb_create"), elem_id="kb-create", size="sm")
+                rename = gr.Button(t("kb_rename"), elem_id="kb-rename", size="sm")
+                drop = gr.Button(t("kb_delete"), variant="stop", elem_id="kb-remove", size="sm")
+        base_report = gr.Markdown(elem_id="kb-base-report")
+        with gr.Row(visible=False, elem_id="kb-remove-confirmation") as confirmation:
+            confirm = gr.Button(t("kb_delete_confirm"), variant="stop", elem_id="kb-remove-confirm", size="sm")
+            cancel = gr.Button(t("cancel"), elem_id="kb-remove-cancel", size="sm")
         files = gr.File(label=t("add_documents"), file_count="multiple", file_types=list(SUPPORTED),
                         elem_id="kb-files")
         add = gr.Button(t("add_button"), variant="primary", elem_id="kb-add")
@@ -395,16 +528,39 @@ class AssistantUI:
         with gr.Row():
             choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")
             remove = gr.Button(t("delete"), variant="stop", elem_id="kb-delete")
-        add.click(self.ingest, [files], [report, table, choice], api_name="ingest").then(
+        add.click(self.ingest, [files, base], [report, table, choice], api_name="ingest").then(
             lambda: None, None, files, api_visibility="private")  # the uploads have left Gradio's cache
-        remove.click(self.delete, [choice], [report, table, choice], api_name="delete")
-        app.load(self.documents, None, [table, choice], api_name="documents")
+        remove.click(self.delete, [choice, base], [report, table, choice], api_name="delete")
+        app.load(self.documents, [base], [table, choice], api_name="documents")
+        base.input(self.documents, [base], [table, choice], api_visibility="private").then(
+            self.base_note, [base], base_report, api_visibility="private")
+        chat_bases = self.chat_bases
+        app.load(self.bases_view, [base], [base, chat_bases], api_visibility="private")
+        create.click(self.create_in_tab, [name], [base_report, name, base, chat_bases],
+                     api_visibility="private").then(self.documents, [base], [table, choice], api_visibility="private")
+        rename.click(self.rename_in_tab, [base, name], [base_report, name, base, chat_bases],
+                     api_visibility="private")
+        drop.click(self.ask_delete_base, [base], [base_report, confirmation], api_visibility="private")
+        cancel.click(lambda: ("", gr.Row(visible=False)), None, [base_report, confirmation],
+                     api_visibility="private")
+        confirm.click(self.delete_in_tab, [base], [base_report, confirmation, base, chat_bases],
+                      api_visibility="private").then(self.documents, [base], [table, choice],
+                                                     api_visibility="private")
+        chat_bases.input(self.choose_in_chat, [chat_bases], None, api_visibility="private")
         with gr.Accordion(t("search"), open=False):
             query = gr.Textbox(label=t("search_text"))
             image = gr.Image(label=t("search_image"), type="filepath")
             k = gr.Slider(1, 20, value=self.settings.retrieval.k, step=1, label=t("results"))
             results = gr.JSON(label=t("hits"))
-            gr.Button(t("search")).click(self.search, [query, image, k], results, api_name="search")
+            gr.Button(t("search")).click(self.search, [query, image, k, base], results, api_name="search")
+        # The API's knowledge-base management.
+        listing, which, title, ids = (gr.JSON(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
+                                      gr.JSON(visible=False))
+        gr.Button(visible=False).click(self.knowledge_bases, None, listing, api_name="knowledge_bases")
+        gr.Button(visible=False).click(self.create_base, title, listing, api_name="create_knowledge_base")
+        gr.Button(visible=False).click(self.rename_base, [which, title], listing, api_name="rename_knowledge_base")
+        gr.Button(visible=False).click(self.delete_base, which, listing, api_name="delete_knowledge_base")
+        gr.Button(visible=False).click(self.use_bases, ids, listing, api_name="use_knowledge_bases")
 
 
 class Live:

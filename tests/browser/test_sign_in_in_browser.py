@@ -89,3 +89,69 @@ def test_two_users_side_by_side_and_a_conversation_resumed(browser, tmp_path, re
         ann.screenshot(path=str(ARTIFACTS / "resumed-conversation.png"))
     for context in contexts:
         context.close()
+
+
+def test_knowledge_bases_created_filled_chosen_and_deleted_in_the_browser(browser, tmp_path):
+    """A signed-in user makes a second knowledge base, adds a file to it, sees the first one still empty,
+    unticks the shared library under the chat's "Search in", and deletes the new one after confirming."""
+    from tests.helpers.server import scripted_workspaces
+
+    settings = app_settings(tmp_path, auth={"mode": "password"})
+    users = UsersFile(settings.users_file)
+    users.add("ann", PASSWORD)
+    note = tmp_path / "plan.txt"
+    note.write_text("The launch is planned for the second week of May.")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    workspaces = scripted_workspaces(settings, ScriptedModel("Noted."), is_user=users.exists)
+    with serve(workspaces, settings) as url:
+        page = context.new_page()
+        page.goto(url)
+        fill_sign_in(page, "ann", PASSWORD)
+        page.locator("#account").get_by_text("ann").wait_for(timeout=30_000)
+        page.locator("#tab-kb-button").click()
+        page.locator("#kb-name textarea, #kb-name input").first.fill("Project X")
+        page.locator("#kb-create").click()
+        page.locator("#kb-base-report").get_by_text("Created Project X").wait_for(timeout=30_000)
+        assert page.locator("#kb-select input").input_value() == "Project X"
+        page.locator("#kb-files input[type=file]").set_input_files(str(note))
+        page.locator("#kb-add").click()
+        page.locator("#kb-report").get_by_text("1 of 1 files").wait_for(timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#kb-table').innerText.includes('plan.txt')",
+                               timeout=30_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "knowledge-bases.png"))
+        page.locator("#kb-select input").click()
+        page.get_by_role("option", name="My documents").click()
+        page.wait_for_function("() => !document.querySelector('#kb-table').innerText.includes('plan.txt')",
+                               timeout=30_000)
+        page.locator("#kb-select input").click()
+        page.get_by_role("option", name="Shared library").click()
+        page.locator("#kb-base-report").get_by_text("an administrator adds").wait_for(timeout=30_000)
+        page.locator("#kb-files input[type=file]").set_input_files(str(note))
+        page.locator("#kb-add").click()
+        page.locator("#kb-report").get_by_text("Only an administrator").wait_for(timeout=30_000)
+
+        page.locator("#tab-chat-button").click()
+        page.locator("#chat-settings").get_by_text("Settings").click()
+        boxes = page.locator("#kb-used")
+        boxes.get_by_text("Shared library").wait_for(timeout=30_000)
+        assert "Project X" in boxes.inner_text()
+        boxes.get_by_text("Shared library").click()
+        shelf = workspaces.of("ann").shelf
+        for _ in range(50):
+            if not next(b for b in shelf.bases() if b.id == "shared").used:
+                break
+            page.wait_for_timeout(100)
+        assert [b.title for b in shelf.bases() if b.used] == ["My documents", "Project X"]
+
+        page.locator("#tab-kb-button").click()
+        page.locator("#kb-select input").click()
+        page.get_by_role("option", name="Project X").click()
+        page.locator("#kb-remove").click()
+        page.locator("#kb-base-report").get_by_text("and its document?").wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "knowledge-base-delete-confirmation.png"))
+        page.locator("#kb-remove-confirm").click()
+        page.locator("#kb-base-report").get_by_text("Deleted Project X").wait_for(timeout=60_000)
+        assert [b.title for b in shelf.bases()] == ["My documents", "Shared library"]
+        assert page.locator("#kb-select input").input_value() == "My documents"
+    context.close()

@@ -49,9 +49,10 @@ def ask(client, text: str, files=(), **options):
     return client.predict(*chat_args(text, files, **options), api_name="/chat")
 
 
-def scripted_workspaces(settings: Settings, model, *, is_user=None):
-    """Workspaces as sign-in builds them (a knowledge base per user, real Chroma on disk, one shared pool
-    of parse workers), with fakes at the edges: a scripted model and the hashing embedder."""
+def scripted_workspaces(settings: Settings, model, *, is_user=None, admins=()):
+    """Workspaces as sign-in builds them (knowledge bases per user and the shared library, real Chroma on
+    disk, one shared pool of parse workers), with fakes at the edges: a scripted model and the hashing
+    embedder. ``admins`` may change the shared library."""
     from assistant.composition import SharedParser, _store_options
     from assistant.knowledge import Knowledge
     from assistant.loading import Background
@@ -62,16 +63,17 @@ def scripted_workspaces(settings: Settings, model, *, is_user=None):
 
     workers = SharedParser(ParsePool())
 
-    def open_knowledge(user: str) -> Knowledge:
+    def open_knowledge(user: str | None, kb: str = "default") -> Knowledge:
         def load():
-            return KnowledgeBase.open(knowledge_dir(settings.data_dir, user), HashingEmbedder(),
+            return KnowledgeBase.open(knowledge_dir(settings.data_dir, user, kb), HashingEmbedder(),
                                       parser=workers.borrowed(),
-                                      **{**_store_options(settings, user), "chroma_url": None})
+                                      **{**_store_options(settings, user, kb), "chroma_url": None})
 
         return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close))
 
     return Workspaces(model, open_knowledge, signed_in=True, data_dir=settings.data_dir, shared=[workers],
-                      is_user=is_user, k=4, temporary=settings.auth.mode == "anonymous").start()
+                      is_user=is_user, k=4, temporary=settings.auth.mode == "anonymous",
+                      library=open_knowledge(None, "shared"), is_admin=lambda user: user in admins).start()
 
 
 def sign_in(url: str, name: str, password: str):

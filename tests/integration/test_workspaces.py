@@ -26,7 +26,7 @@ def app(tiny_models, tmp_path_factory):
                             retrieval={"embedder": str(tiny_models["clip"])})
     users = UsersFile(settings.users_file)
     for name, password in USERS.items():
-        users.add(name, password)
+        users.add(name, password, admin=name == "carol")  # carol curates the shared library
     workspaces = build_workspaces(settings)
     workspaces.model.loader.get(timeout=120)
     with serve(workspaces, settings) as url:
@@ -102,3 +102,57 @@ def test_a_removed_users_open_session_gets_nothing_more(app, tmp_path):
         client.predict("Dave's own note", None, 4, api_name="/search")
     table, _ = client.predict(api_name="/documents")
     assert "dave.txt" not in str(table)  # the list is empty for him now
+
+
+def test_named_knowledge_bases_and_the_shared_library_through_the_api(stocked, tmp_path):
+    """alice keeps a second knowledge base of her own; bob can neither see, read, fill nor delete it by its id;
+    carol (an administrator) fills the shared library, which everyone searches and nobody else changes."""
+    clients, _, _ = stocked
+    alice, bob, carol = clients["alice"], clients["bob"], clients["carol"]
+    bases = alice.predict("Project X", api_name="/create_knowledge_base")
+    project = next(b["id"] for b in bases if b["title"] == "Project X")
+    secret = f"projectx{secrets.token_hex(4)}"
+    note = tmp_path / "plan.txt"
+    note.write_text(f"The launch code word is {secret}.")
+    report, table, _ = alice.predict([handle_file(str(note))], "Project X", api_name="/ingest")
+    assert "1 of 1 files" in report and [r[0] for r in table["data"]] == ["plan.txt"]
+    assert [r[0] for r in alice.predict(project, api_name="/documents")[0]["data"]] == ["plan.txt"]
+    assert [r[0] for r in alice.predict(api_name="/documents")[0]["data"]] == ["alice-notes.txt"]
+    _, _, sources = ask(alice, f"What is {secret}?", k=10)
+    assert any(s["name"] == "plan.txt" for s in sources)  # the chat searches the new one too
+
+    assert [b["id"] for b in bob.predict(api_name="/knowledge_bases")] == ["default", "shared"]
+    assert bob.predict(project, api_name="/documents")[0]["data"] in ([], [["", "", "", ""]])
+    report, _, _ = bob.predict([handle_file(str(note))], project, api_name="/ingest")
+    assert "no knowledge base" in report
+    with pytest.raises(Exception, match="no knowledge base"):  # noqa: B017  gradio_client's error type
+        bob.predict(project, api_name="/delete_knowledge_base")
+    with pytest.raises(Exception, match="no knowledge base"):  # noqa: B017
+        bob.predict(secret, None, 4, project, api_name="/search")
+    assert secret not in str(bob.predict(secret, None, 10, api_name="/search"))
+
+    guide = tmp_path / "guide.txt"
+    guide.write_text("Shared guideline: badges are renewed every March.")
+    report, _, _ = bob.predict([handle_file(str(guide))], "shared", api_name="/ingest")
+    assert "Only an administrator" in report
+    report, _, _ = carol.predict([handle_file(str(guide))], "shared", api_name="/ingest")
+    assert "1 of 1 files" in report
+    for client in (alice, bob):
+        hits = client.predict("badges renewed March", None, 3, api_name="/search")  # their first one: not there
+        assert all("guide.txt" != h["source"] for h in hits)
+        _, _, sources = ask(client, "When are badges renewed?", k=10)
+        assert any(s["name"] == "guide.txt" for s in sources)
+    table, _ = bob.predict("shared", api_name="/documents")
+    doc = table["data"][0][3]
+    report, _, _ = bob.predict(doc, "shared", api_name="/delete")
+    assert "Only an administrator" in report
+
+    # alice stops searching the shared library; then deletes Project X with every file
+    bases = alice.predict(["default", project], api_name="/use_knowledge_bases")
+    assert [b["id"] for b in bases if b["used"]] == ["default", project]
+    _, _, sources = ask(alice, "When are badges renewed?", k=10)
+    assert all(s["name"] != "guide.txt" for s in sources)
+    bases = alice.predict(project, api_name="/delete_knowledge_base")
+    assert [b["id"] for b in bases] == ["default", "shared"]
+    _, _, sources = ask(alice, f"What is {secret}?", k=10)
+    assert all(s["name"] != "plan.txt" for s in sources)

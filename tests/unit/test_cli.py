@@ -20,9 +20,10 @@ def cli(tmp_path, tiny_models):
            "ASSISTANT_MODEL__CHECKPOINT": str(tiny_models["qwen2_5_vl"]), "ASSISTANT_OFFLINE": "true",
            "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": minilm_folder() or "", "ASSISTANT_RETRIEVAL__OCR": "false"}
 
-    def run(*args, **extra_env):
+    def run(*args, input_text=None, **extra_env):
         return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=tmp_path,
-                              env={**env, **extra_env}, capture_output=True, text=True, timeout=120)
+                              env={**env, **extra_env}, capture_output=True, text=True, timeout=120,
+                              input=input_text)
     return run
 
 
@@ -75,3 +76,39 @@ def test_ask_with_missing_model_says_what_to_set(cli, tmp_path):
 def test_delete_unknown_document(cli):
     out = cli("delete", "0" * 32)
     assert out.returncode == 1 and "No document with id or name" in out.stderr
+
+
+def test_the_user_and_the_knowledge_base_are_options(cli, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("The orchard harvest starts in September.")
+    out = cli("--user", "dan", "kbs", "create", "Farm")
+    assert out.returncode == 0 and "created kb-" in out.stdout, out.stderr
+    assert cli("--user", "dan", "--kb", "farm", "ingest", note).returncode == 0
+    assert "note.txt" in cli("--user", "dan", "--kb", "FARM", "docs").stdout
+    assert "0 documents" in cli("--user", "dan", "docs").stdout  # the first one has nothing
+    assert cli("--kb", "Farm", "docs").returncode == 1  # dan's, not the local user's
+    listed = cli("--user", "dan", "kbs", "list").stdout
+    assert "Farm" in listed and "My documents" in listed
+    out = cli("--user", "dan", "--kb", "nowhere", "docs")
+    assert out.returncode == 1 and "no knowledge base 'nowhere'" in out.stderr
+    kb_folder = next((tmp_path / "data" / "users" / "dan" / "knowledge-bases").iterdir())
+    out = cli("--user", "dan", "kbs", "delete", "Farm")
+    assert out.returncode == 0 and "deleted Farm" in out.stdout, out.stderr
+    assert not kb_folder.exists()
+    assert cli("--kb", "shared", "ingest", note).returncode == 0  # the operator fills the shared library
+    assert (tmp_path / "data" / "shared-library" / "records.sqlite3").is_file()
+
+
+def test_a_removed_user_is_purged_with_every_file(cli, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("erin canary q7w3e")
+    add = cli("users", "add", "erin", "--password-stdin", input_text="a long password\n")
+    assert add.returncode == 0, add.stderr
+    cli("--user", "erin", "kbs", "create", "Second")
+    assert cli("--user", "erin", "--kb", "Second", "ingest", note).returncode == 0
+    assert cli("--user", "erin", "ingest", note).returncode == 0
+    out = cli("users", "remove", "erin", "--purge")
+    assert out.returncode == 0 and "deleted everything" in out.stdout, out.stderr
+    data = tmp_path / "data"
+    assert not (data / "users" / "erin").exists()
+    assert [p for p in data.rglob("*") if p.is_file() and b"q7w3e" in p.read_bytes()] == []

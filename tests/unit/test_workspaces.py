@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.composition import _store_options
-from assistant.errors import AssistantError, KnowledgeError
+from assistant.errors import AssistantError, InputError, KnowledgeError
 from assistant.knowledge import Knowledge
 from assistant.loading import Background
 from assistant.pipeline import AnswerPipeline
@@ -30,7 +30,7 @@ class Opened:
 def registry(users: set[str], data_dir: Path, fail_first: set[str] = frozenset()):
     attempts: dict[str, int] = {}
 
-    def open_knowledge(user):
+    def open_knowledge(user, kb="default"):
         def load():
             attempts[user] = attempts.get(user, 0) + 1
             if user in fail_first and attempts[user] == 1:
@@ -82,16 +82,26 @@ def test_a_knowledge_base_that_failed_to_open_is_tried_again(tmp_path):
 def test_without_sign_in_the_one_local_user_keeps_the_old_place(tmp_path):
     pipeline = AnswerPipeline(ScriptedModel(), None)
     workspaces = Workspaces.single(pipeline, tmp_path)
-    assert workspaces.of(None).pipeline is pipeline and workspaces.of("anyone").user == LOCAL_USER
+    local = workspaces.of(None)
+    assert local.pipeline.model is pipeline.model and local.shelf is None and workspaces.of("x").user == LOCAL_USER
     assert workspaces.of(None).conversations.folder == tmp_path / "conversations"
     assert knowledge_dir(tmp_path, None) == tmp_path
     assert knowledge_dir(tmp_path, "Bob") == tmp_path / "users" / "bob" / "knowledge"
+    assert knowledge_dir(tmp_path, "Bob", "kb-1a2b") == tmp_path / "users" / "bob" / "knowledge-bases" / "kb-1a2b"
+    assert knowledge_dir(tmp_path, None, "kb-1a2b") == tmp_path / "knowledge-bases" / "kb-1a2b"
+    assert knowledge_dir(tmp_path, "Bob", "shared") == tmp_path / "shared-library"
+    with pytest.raises(InputError):
+        knowledge_dir(tmp_path, "Bob", "../alice")
 
 
 def test_each_user_has_collections_of_their_own_in_a_shared_chroma_server(tmp_path):
     settings = Settings(data_dir=tmp_path, retrieval={"chroma_url": "http://127.0.0.1:8001"})
     names = {_store_options(settings, user)["collection"] for user in (None, "alice", "Bob")}
     assert names == {"knowledge", "knowledge-alice", "knowledge-bob"}
+    # a created knowledge base and the shared library: upper-case marks no (lower-case) user name can make
+    assert _store_options(settings, "alice", "kb-1f2e3d4c")["collection"] == "knowledge-alice-KB-1f2e3d4c"
+    assert _store_options(settings, None, "kb-1f2e3d4c")["collection"] == "knowledge-KB-1f2e3d4c"
+    assert _store_options(settings, "shared", "shared")["collection"] == "knowledge-SHARED"
 
 
 def test_the_local_pipeline_is_kept_even_when_its_knowledge_base_failed(tmp_path):
@@ -104,7 +114,8 @@ def test_the_local_pipeline_is_kept_even_when_its_knowledge_base_failed(tmp_path
     workspaces = Workspaces.single(pipeline, tmp_path)
     with pytest.raises(KnowledgeError):
         knowledge.documents()
-    assert workspaces.of(None).pipeline is pipeline
+    kept = workspaces.of(None).pipeline
+    assert kept.knowledge.first is knowledge and kept.k == 7
 
 
 def test_removing_a_user_deletes_every_file_of_their_workspace(tmp_path):
