@@ -194,12 +194,18 @@ class AssistantUI:
         return self.conversation_list(request)
 
     def resume(self, conversation_id, request: gr.Request = None):
+        """A conversation reopened: its turns, and the last answer's source cards as they were shown."""
         try:
-            conversation = self._workspace(request).conversations.get(conversation_id)
+            workspace = self._workspace(request)
+            conversation = workspace.conversations.get(conversation_id)
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
-        return (conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id),
-                render.sources_html(()), [])
+        last = conversation.turns[-1] if conversation.turns else None
+        cards, data = render.sources_html(()), []
+        if last is not None and last.sources:
+            cards = render.sources_html(render.stored_sources(last.sources, workspace.thumbnail), last.cited)
+            data = [{**r, "cited": r["number"] in last.cited} for r in last.sources]
+        return conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id), cards, data
 
     def new(self, request: gr.Request = None):
         return None, [], "", self._list(request, None), Live.links(None), render.sources_html(()), []

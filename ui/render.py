@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -109,6 +111,32 @@ def hit_data(hit) -> dict:
     data = hit.to_dict()
     data["thumbnail"] = thumbnail_url(data["thumbnail"]) if data.get("thumbnail") else None
     return data
+
+
+@dataclass(frozen=True)
+class StoredSource:
+    """A source as a stored turn remembers it (no passage text: a deleted document's words are not kept in
+    conversations), drawn as a card when a conversation is resumed."""
+
+    number: int
+    name: str
+    locator: str
+    kind: str
+    score: float
+    thumbnail: str | None = None
+    text: str = ""
+
+
+def stored_sources(records: tuple[dict, ...], thumbnail: Callable[[str], Path | None]) -> tuple[StoredSource, ...]:
+    """Cards for a stored turn's sources; a thumbnail only while its document is still in a knowledge base
+    the user can read (``thumbnail(name)``)."""
+    cards = []
+    for r in records:
+        thumb = f"{r.get('chunk_id')}.jpg" if r.get("chunk_id") and r.get("kind") != "text" else None
+        cards.append(StoredSource(int(r["number"]), str(r.get("name", "")), str(r.get("locator", "")),
+                                  str(r.get("kind", "text")), float(r.get("score", 0.0)),
+                                  thumb if thumb and thumbnail(thumb) else None))
+    return tuple(cards)
 
 
 def sources_data(sources: tuple[Source, ...], cited: tuple[int, ...] = ()) -> list[dict]:

@@ -66,3 +66,32 @@ def test_app_is_served_while_the_model_loads(tmp_path):
         gate.set()
         answer, _, _ = job.result(timeout=30)
     assert answer == "Loaded and answering."
+
+
+def test_a_resumed_conversation_shows_its_last_source_cards(tmp_path, red_png):
+    """Reopening a conversation draws the cards its last answer showed: numbered, cited marked, a figure's
+    thumbnail from the owner-checked route while its document is still there, and none once it is deleted."""
+    from assistant.settings import Settings
+    from ui.app import AssistantUI
+    from assistant.workspaces import Workspaces
+
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder())
+    knowledge = Knowledge.ready(kb)
+    note = tmp_path / "invoice.txt"
+    note.write_text("The invoice total is 42 euros.")
+    knowledge.ingest([note, red_png])
+    pipeline = AnswerPipeline(ScriptedModel("The total is 42 euros [1]."), knowledge, k=2)
+    settings = Settings(data_dir=tmp_path / "data")
+    ui = AssistantUI(Workspaces.single(pipeline, settings.data_dir), settings)
+    *_, (_, _, data, conversation_id) = ui.chat({"text": "invoice total, and the red picture?", "files": []},
+                                                None, 0.0, 32, True, 2, False)
+    assert {d["name"] for d in data} == {"invoice.txt", "red.png"}
+    *_, cards, shown = ui.resume(conversation_id)
+    assert 'id="source-1"' in cards and 'id="source-2"' in cards and 'class="source cited"' in cards
+    figure = next(d for d in shown if d["name"] == "red.png")
+    assert f'src="files/kb/{figure["chunk_id"]}.jpg"' in cards
+    assert [d["cited"] for d in shown] == [d["number"] == 1 for d in shown]
+    knowledge.delete(figure["doc_id"])
+    *_, cards, _ = ui.resume(conversation_id)
+    assert "files/kb/" not in cards and "red.png" in cards  # the card stays, its deleted thumbnail does not
+    kb.close()

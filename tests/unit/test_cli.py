@@ -107,8 +107,11 @@ def test_a_removed_user_is_purged_with_every_file(cli, tmp_path):
     cli("--user", "erin", "kbs", "create", "Second")
     assert cli("--user", "erin", "--kb", "Second", "ingest", note).returncode == 0
     assert cli("--user", "erin", "ingest", note).returncode == 0
+    data = tmp_path / "data"
+    modes = {oct(p.stat().st_mode & 0o777) for p in data.rglob("*") if p.is_file()}
+    folders = {oct(p.stat().st_mode & 0o777) for p in data.rglob("*") if p.is_dir()}
+    assert modes == {"0o600"} and folders == {"0o700"}, (modes, folders)  # only the server's user reads them
     out = cli("users", "remove", "erin", "--purge")
     assert out.returncode == 0 and "deleted everything" in out.stdout, out.stderr
-    data = tmp_path / "data"
     assert not (data / "users" / "erin").exists()
     assert [p for p in data.rglob("*") if p.is_file() and b"q7w3e" in p.read_bytes()] == []
