@@ -156,8 +156,8 @@ def build_workspaces(settings: Settings) -> Workspaces:
                                               text_embedder=text_embedder, parser=workers.borrowed(),
                                               **_store_options(settings, user, kb))
 
-        return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close),
-                         max_pixels=settings.model.max_pixels)
+        label = "shared library" if kb == SHARED else "knowledge base"
+        return Knowledge(Background(label, load, close=KnowledgeBase.close), max_pixels=settings.model.max_pixels)
 
     library = open_knowledge(None, SHARED)  # read by every user, written by administrators
     return Workspaces(model, open_knowledge, signed_in=True, shared=[embedders, workers], library=library,

@@ -2,11 +2,13 @@
 
 The web app asks ``Workspaces.of(user)`` for the user's workspace on every request, with the name the
 sign-in gave; every user action therefore passes through here, the one place an audit record can be
-written later. The model is shared (one copy in GPU memory); each user has a knowledge base of their own,
-opened on first use with the shared embedders and parse workers, and closed at shutdown.
+written later. The model is shared (one copy in GPU memory); each user has knowledge bases of their own
+(a ``Shelf``: the first, those they create, and the shared library beside them), opened on first use with
+the shared embedders and parse workers, and closed at shutdown.
 
-Without sign-in (local mode) there is one user, whose knowledge base stays where it always was
-(``ASSISTANT_DATA_DIR``); with sign-in each user's lives in ``ASSISTANT_DATA_DIR/users/<name>/knowledge``.
+Without sign-in (local mode) there is one user, whose first knowledge base stays where it always was
+(``ASSISTANT_DATA_DIR``); with sign-in each user's lives in ``ASSISTANT_DATA_DIR/users/<name>/knowledge``
+and the ones they create in ``.../knowledge-bases/<id>``.
 Conversations (and their images) are in the workspace's ``conversations`` folder; answers' annotated images
 are drawn in its ``scratch`` folder and then kept with their conversation.
 

@@ -69,7 +69,8 @@ def scripted_workspaces(settings: Settings, model, *, is_user=None, admins=()):
                                       parser=workers.borrowed(),
                                       **{**_store_options(settings, user, kb), "chroma_url": None})
 
-        return Knowledge(Background("knowledge base", load, close=KnowledgeBase.close))
+        return Knowledge(Background("shared library" if kb == "shared" else "knowledge base", load,
+                                    close=KnowledgeBase.close))
 
     return Workspaces(model, open_knowledge, signed_in=True, data_dir=settings.data_dir, shared=[workers],
                       is_user=is_user, k=4, temporary=settings.auth.mode == "anonymous",
