@@ -50,6 +50,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(chunk_id UNINDEXED, tokens
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+DOCUMENT_COLUMNS = "doc_id, source, kind, chunks, added_at, bytes, pages"  # DocumentInfo's fields in order
 SCRUB_PENDING = "scrub_pending"  # meta key: a delete whose traces have not all been removed yet
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for a lock before giving up
 CHECKPOINT_WAIT = 1.0  # seconds one checkpoint waits for readers to leave the log
@@ -84,8 +85,16 @@ class Records:
         self.db = None if readonly else self._connect(write=True)
         if self.db is not None:
             self.db.executescript(SCHEMA)
+            self._add_columns()
             self._reindex_lexical_if_stale()
             self.checkpoint()  # a log a crash left behind may hold deleted text
+
+    def _add_columns(self) -> None:
+        """A record from before documents had a size and a page count gains the columns (empty for them)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
+        for column in ("bytes", "pages"):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE documents ADD COLUMN {column} INTEGER")
 
     def _connect(self, *, write: bool) -> sqlite3.Connection:
         target = str(self.path) if write else f"{self.path.resolve().as_uri()}?mode=ro"
@@ -143,10 +152,11 @@ class Records:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def add_document(self, doc_id: str, source: str, kind: str, entries: list[Entry]) -> None:
+    def add_document(self, doc_id: str, source: str, kind: str, entries: list[Entry], *,
+                     size: int | None = None, pages: int | None = None) -> None:
         with self._transaction():
-            self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
-                            (doc_id, source, kind, len(entries), time.time()))
+            self.db.execute("INSERT OR REPLACE INTO documents (doc_id, source, kind, chunks, added_at, bytes, pages) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (doc_id, source, kind, len(entries), time.time(), size, pages))
             for e in entries:
                 c = e.chunk
                 self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
@@ -219,12 +229,11 @@ class Records:
     # -- reads ----------------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> DocumentInfo | None:
-        row = self.read.execute("SELECT doc_id, source, kind, chunks FROM documents WHERE doc_id = ?",
-                              (doc_id,)).fetchone()
+        row = self.read.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return DocumentInfo(*row) if row else None
 
     def documents(self) -> list[DocumentInfo]:
-        rows = self.read.execute("SELECT doc_id, source, kind, chunks FROM documents ORDER BY source")
+        rows = self.read.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY source")
         return [DocumentInfo(*r) for r in rows]
 
     def doc_ids_for(self, source: str) -> set[str]:

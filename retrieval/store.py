@@ -262,7 +262,9 @@ class KnowledgeBase:
             if not entries:
                 raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
             stage("store")
-            return self._store(doc_id, source, parsed.kind, entries)
+            pages = max((p.page or 0 for p in [*parsed.passages, *parsed.pictures]), default=0)
+            return self._store(doc_id, source, parsed.kind, entries, size=path.stat().st_size,
+                               pages=pages if parsed.kind == "pdf" and pages else None)
         except BaseException:
             if self.records is not None and self.records.document(doc_id) is None:
                 for e in entries:  # thumbnails of a document that was not stored
@@ -270,7 +272,8 @@ class KnowledgeBase:
                         Path(e.chunk.thumbnail).unlink(missing_ok=True)
             raise
 
-    def _store(self, doc_id: str, source: str, kind: str, entries: list[Entry]) -> IngestReport:
+    def _store(self, doc_id: str, source: str, kind: str, entries: list[Entry], *, size: int | None = None,
+               pages: int | None = None) -> IngestReport:
         with self._writing():
             if (report := self._unchanged(doc_id, source)) is not None:
                 return report
@@ -281,7 +284,7 @@ class KnowledgeBase:
                 if with_space:
                     self.index.add(space, [e.chunk.id for e in with_space],
                                    np.stack([e.vectors[space] for e in with_space]))
-            self.records.add_document(doc_id, source, kind, entries)  # the acknowledgement
+            self.records.add_document(doc_id, source, kind, entries, size=size, pages=pages)  # the acknowledgement
             for old in existing - {doc_id}:  # a changed file replaces its earlier version
                 self.delete(old)
         return IngestReport(source=source, status="replaced" if existing else "added", doc_id=doc_id,

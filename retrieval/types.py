@@ -44,6 +44,9 @@ class DocumentInfo:
     source: str
     kind: Kind
     chunks: int
+    added: float = 0.0  # when it was stored (seconds since the epoch)
+    bytes: int | None = None  # the file's size; None for documents stored before sizes were kept
+    pages: int | None = None  # a PDF's pages (None for other kinds)
 
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]

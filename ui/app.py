@@ -24,14 +24,14 @@ from assistant.workspaces import Workspace, Workspaces
 from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
 from ui import render
 from ui.history import path_of
-from ui.i18n import make_i18n
+from ui.i18n import column_headers, language, make_i18n, say, words
 from ui.identity import Identity
 from ui.server import Gate, Guard, file_routes, is_loopback, public_files
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLES = ["What shapes and colours are in this picture?", "Locate the red circle and the blue square.",
             "这张图片里有什么？"]
-LOADING = "⏳ The model is still loading; your answer will start when it is ready."
+LOADING = "loading"  # the notice while the model loads (a key: shown in the browser's language)
 
 
 class AssistantUI:
@@ -46,6 +46,7 @@ class AssistantUI:
         self.identity = identity or Identity(settings)
         self.gate = gate  # told when an upload leaves Gradio's cache
         self.i18n = make_i18n()
+        self._running: dict[str, Live] = {}  # conversation id -> the turn being answered in it
 
     def _workspace(self, request: gr.Request | None) -> Workspace:
         user = self.identity.user(request) if request is not None or not self.identity.signed_in else None
@@ -59,7 +60,11 @@ class AssistantUI:
     def send(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
              request: gr.Request = None):
         """The chat box: yields the chat, the source cards and data, the conversation, the cleared box and
-        the conversation list, its export links and title."""
+        the conversation list, its export links and title. An empty question does nothing."""
+        text, paths = self._message(message)
+        if not text.strip() and not paths:
+            yield (gr.skip(),) * 8
+            return
         live = None
         try:
             for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
@@ -90,6 +95,14 @@ class AssistantUI:
         except AssistantError as exc:
             yield f"⚠️ {render.safe_markdown(str(exc))}", cards, data, gr.skip()
 
+    def stopped(self, conversation_id, request: gr.Request = None):
+        """Stop pressed: once the stopped turn is stored (the answer so far, with its notice), show it."""
+        live = self._running.get(conversation_id) if conversation_id else None
+        if live is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        live.finished.wait(10)
+        return self._messages(request, conversation_id), live.cards, live.data
+
     def _converse(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
                   request) -> Iterator[Live]:
         workspace = self._workspace(request)
@@ -100,7 +113,8 @@ class AssistantUI:
         conversation = self._conversation(store, conversation_id)
         refs = tuple(store.keep_image(conversation.id, p) for p in paths)
         self._leave_cache(paths, request)
-        live = Live(conversation, text, refs, loading=not self._model_ready())
+        live = Live(conversation, text, refs, loading=not self._model_ready(), lang=language(request))
+        self._running[conversation.id] = live  # Stop finds it here
         yield live
         question = ChatRequest(
             text, tuple(store.image_path(conversation.id, r) for r in refs),
@@ -121,7 +135,11 @@ class AssistantUI:
             live.notice = str(exc)
             raise
         finally:  # answered, failed or stopped: the turn is kept as far as it got
-            live.store(store, self._model_name())
+            try:
+                live.store(store, self._model_name())
+            finally:
+                if self._running.get(conversation.id) is live:
+                    del self._running[conversation.id]
         yield live
 
     @staticmethod
@@ -241,40 +259,101 @@ class AssistantUI:
         except AssistantError:
             return []
 
-    def ingest(self, files, kb=None, request: gr.Request = None, progress=gr.Progress()):
+    def _ingested(self, files, kb, request, progress) -> str:
+        """Ingest uploads into one of the user's knowledge bases; the report to show."""
         paths = [p for p in map(path_of, files or []) if p]
         if not paths:
-            return "Choose one or more files first.", *self._documents_outputs(request, kb)
+            return say(language(request), "choose_files")
         try:
             reports = self._knowledge(request, kb, write=True).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request, kb)
+            return f"⚠️ {render.safe_markdown(str(exc))}"
         finally:
             self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
-        return render.ingest_summary(reports), *self._documents_outputs(request, kb)
+        return render.ingest_summary(reports, words(language(request)))
 
-    def documents(self, kb=None, request: gr.Request = None):
-        return self._documents_outputs(request, kb)
-
-    def delete(self, doc_id, kb=None, request: gr.Request = None):
-        if not doc_id:
-            return "Choose a document to delete.", *self._documents_outputs(request, kb)
+    def _deleted(self, doc, kb, request) -> str:
+        if not doc:
+            return say(language(request), "choose_document")
         try:
-            info = self._knowledge(request, kb, write=True).delete(doc_id)
+            info = self._knowledge(request, kb, write=True).delete(doc)
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", *self._documents_outputs(request, kb)
-        return (f"Deleted {render.safe_markdown(info.source)} ({info.chunks} chunks).",
-                *self._documents_outputs(request, kb))
+            return f"⚠️ {render.safe_markdown(str(exc))}"
+        return say(language(request), "deleted_document", name=render.safe_markdown(Path(info.source).name),
+                   chunks=info.chunks)
+
+    def _documents(self, request, kb) -> list:
+        try:
+            return self._knowledge(request, kb).documents()
+        except AssistantError:
+            return []
+
+    # the API: plain values in and out
+
+    def ingest(self, files, kb=None, request: gr.Request = None, progress=gr.Progress()):
+        """The API's ``/ingest``: files into a knowledge base (name or id; none: the first one); the report
+        and the documents it now holds."""
+        report = self._ingested(files, kb, request, progress)
+        return report, self.documents(kb, request)
+
+    def documents(self, kb=None, request: gr.Request = None) -> list[dict]:
+        """The API's ``/documents``: id, name, kind, passages, pages, bytes and date added of each."""
+        return [render.document_data(d) for d in self._documents(request, kb)]
+
+    def delete(self, doc, kb=None, request: gr.Request = None):
+        """The API's ``/delete``: a document by id, or by file name when one document has it."""
+        report = self._deleted((doc or "").strip(), kb, request)
+        return report, self.documents(kb, request)
 
     def search(self, text, image, k, kb=None, request: gr.Request = None):
+        return [render.hit_data(h) for h in self._hits(text, image, k, kb, request)]
+
+    def _hits(self, text, image, k, kb, request):
         try:
-            hits = self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k))
+            return self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k or 4))
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         finally:
             self._leave_cache([image] if image else [], request)
-        return [render.hit_data(h) for h in hits]
+
+    # the Knowledge tab
+
+    def ingest_in_tab(self, files, kb, wanted, request: gr.Request = None, progress=gr.Progress()):
+        """Add the chosen files; the upload box empties (the files have left Gradio's cache)."""
+        report = self._ingested(files, kb, request, progress)
+        return report, *self.documents_view(kb, wanted, request), None
+
+    def documents_view(self, kb, wanted, request: gr.Request = None):
+        """The documents table, filtered by name, and the ids of its rows."""
+        docs = self._documents(request, kb)
+        part = (wanted or "").strip().lower()
+        if part:
+            docs = [d for d in docs if part in Path(d.source).name.lower()]
+        lang = language(request)
+        return (gr.Dataframe(value=render.document_rows(docs, words(lang)), headers=column_headers(lang)),
+                [d.doc_id for d in docs])
+
+    def ask_delete_document(self, shown, kb, evt: gr.SelectData, request: gr.Request = None):
+        """A row clicked: ask before deleting its document."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(shown or []):
+            return "", gr.Row(visible=False), None
+        doc_id = shown[row]
+        info = next((d for d in self._documents(request, kb) if d.doc_id == doc_id), None)
+        if info is None:
+            return "", gr.Row(visible=False), None
+        return (say(language(request), "ask_delete_document", name=render.safe_markdown(Path(info.source).name)),
+                gr.Row(visible=True), doc_id)
+
+    def delete_in_tab(self, doc_id, kb, wanted, request: gr.Request = None):
+        report = self._deleted(doc_id, kb, request)
+        return report, *self.documents_view(kb, wanted, request), gr.Row(visible=False), None
+
+    def search_in_tab(self, text, image, k, kb, request: gr.Request = None) -> str:
+        if not (text or "").strip() and not image:
+            return f'<div class="sources-empty">{say(language(request), "search_empty")}</div>'
+        return render.hits_html(self._hits(text, image, k, kb, request), words(language(request)))
 
     # -- knowledge bases ------------------------------------------------------------------------
 
@@ -336,7 +415,7 @@ class AssistantUI:
             base = self._shelf(request).create(title or "")
         except AssistantError as exc:
             return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
-        return (f"Created {render.safe_markdown(base.title)}.", "", *self.bases_view(base.id, request))
+        return (say(language(request), "created", title=render.safe_markdown(base.title)), "", *self.bases_view(base.id, request))
 
     def rename_in_tab(self, kb, title, request: gr.Request = None):
         try:
@@ -344,7 +423,7 @@ class AssistantUI:
             base = shelf.rename(shelf.resolve(kb), title or "")
         except AssistantError as exc:
             return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
-        return (f"Renamed to {render.safe_markdown(base.title)}.", "", *self.bases_view(base.id, request))
+        return (say(language(request), "renamed", title=render.safe_markdown(base.title)), "", *self.bases_view(base.id, request))
 
     def ask_delete_base(self, kb, request: gr.Request = None):
         """First step of deleting a knowledge base: say what will go, and show the confirmation."""
@@ -357,8 +436,9 @@ class AssistantUI:
             count = len(shelf.knowledge(kb_id).documents())
         except AssistantError as exc:
             return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False)
-        what = f"its {count} documents" if count != 1 else "its document"
-        return (f"Delete **{render.safe_markdown(base.title)}** and {what}? This cannot be undone.",
+        lang = language(request)
+        what = say(lang, "its_documents", count=count) if count != 1 else say(lang, "its_document")
+        return (say(lang, "ask_delete_base", title=render.safe_markdown(base.title), what=what),
                 gr.Row(visible=True))
 
     def base_note(self, kb, request: gr.Request = None) -> str:
@@ -369,17 +449,16 @@ class AssistantUI:
         except (AssistantError, StopIteration):
             return ""
         if base.shared and not base.writable:
-            return ("The shared library: everyone can search it and ask about it; an administrator adds and "
-                    "deletes its documents.")
-        return "The shared library: what you add here every user can read." if base.shared else ""
+            return say(language(request), "shared_readonly")
+        return say(language(request), "shared_admin") if base.shared else ""
 
-    def delete_in_tab(self, kb, request: gr.Request = None):
+    def delete_in_tab_base(self, kb, request: gr.Request = None):
         try:
             shelf = self._shelf(request)
             title = shelf.delete(shelf.resolve(kb))
         except AssistantError as exc:
             return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False), gr.skip(), gr.skip()
-        return (f"Deleted {render.safe_markdown(title)} and its documents.", gr.Row(visible=False),
+        return (say(language(request), "deleted_base", title=render.safe_markdown(title)), gr.Row(visible=False),
                 *self.bases_view(None, request))
 
     def choose_in_chat(self, ids, request: gr.Request = None) -> None:
@@ -388,21 +467,20 @@ class AssistantUI:
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def status(self):
+    def status(self, request: gr.Request = None):
         statuses = self.workspaces.status()
         settled = all(s.state in ("ready", "failed") for s in statuses)
-        return render.status_markdown(statuses), gr.Timer(active=not settled)
+        return render.status_markdown(statuses, words(language(request))), gr.Timer(active=not settled)
 
     def account(self, request: gr.Request):
         """Who is signed in, with the way out; nothing in local mode."""
         mode = self.settings.auth.mode
         user = self.identity.user(request)
         if mode == "anonymous":
-            return ('<span class="account-name">Guest</span> · your documents and conversations are private '
-                    f"and deleted after {self.settings.auth.idle_minutes:.0f} minutes unused")
+            return html.escape(say(language(request), "guest", minutes=f"{self.settings.auth.idle_minutes:.0f}"))
         if not user or mode in ("local", "huggingface"):
             return ""  # Hugging Face: its own button shows the name and signs out
-        way_out = '<a href="logout" target="_self">Sign out · 退出登录</a>' if mode == "password" else ""
+        way_out = f'<a href="logout" target="_self">{say(language(request), "sign_out")}</a>' if mode == "password" else ""
         return f'<span class="account-name">{html.escape(user)}</span>' + (f" · {way_out}" if way_out else "")
 
     # -- helpers --------------------------------------------------------------------------------
@@ -418,14 +496,6 @@ class AssistantUI:
         needs an administrator."""
         shelf = self._shelf(request)
         return shelf.knowledge(shelf.resolve(kb), write=write)
-
-    def _documents_outputs(self, request: gr.Request | None, kb: str | None = None):
-        try:
-            docs = self._knowledge(request, kb).documents()
-        except AssistantError:
-            docs = []
-        choices = [(f"{d.source} ({d.kind}, {d.chunks} chunks)", d.doc_id) for d in docs]
-        return render.documents_table(docs), gr.Dropdown(choices=choices, value=None)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -454,43 +524,46 @@ class AssistantUI:
         t, s = self.i18n, self.settings
         kb_on = s.retrieval.enabled
         conversation = gr.State(None)  # the id only: the conversation itself is in the user's workspace
-        with gr.Row():
-            with gr.Column(scale=1, min_width=200):
+        with gr.Row(elem_id="chat-row"):
+            with gr.Column(scale=1, min_width=200, elem_id="conv-column"):
                 chooser = gr.Dropdown(label=t("conversations"), choices=[], elem_id="conv-list")
                 new = gr.Button(t("new_conversation"), elem_id="conv-new", size="sm")
                 title = gr.Textbox(label=t("conversation_title"), elem_id="conv-title", max_lines=1)
                 rename = gr.Button(t("rename"), elem_id="conv-rename", size="sm")
                 remove = gr.Button(t("delete_conversation"), variant="stop", elem_id="conv-delete", size="sm")
                 exports = gr.HTML(Live.links(None), elem_id="conv-export")
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot", sanitize_html=True,
-                                     buttons=["copy", "copy_all"])  # no "share": it would publish the chat
-                box = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False,
-                                           placeholder=t("chat_placeholder"), elem_id="chat-input",
-                                           submit_btn=True, stop_btn=True)
-                with gr.Accordion(t("settings"), open=False, elem_id="chat-settings"):
-                    options = [
-                        gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label=t("temperature")),
-                        gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label=t("max_tokens")),
-                        gr.Checkbox(value=kb_on, label=t("use_kb"), interactive=kb_on, elem_id="use-kb"),
-                        gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources")),
-                        gr.Checkbox(value=s.retrieval.strict, label=t("strict"), elem_id="strict"),
-                    ]
-                    # which knowledge bases the chat searches: the user's choice, kept in their workspace
-                    self.chat_bases = gr.CheckboxGroup(label=t("kb_used"), choices=[], elem_id="kb-used",
-                                                       visible=kb_on)
-                # Examples fill the input box only: the Settings keep their values.
-                shapes = str(ASSETS / "shapes.png")
-                gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES], inputs=[box],
-                            label=t("examples"))
-            with gr.Column(scale=2):
-                gr.Markdown(t("sources"))
-                cards = gr.HTML(render.sources_html(()), elem_id="sources")
+            with gr.Column(scale=3, elem_id="chat-main"):
+                with gr.Column(elem_id="chatbot-box"):
+                    chatbot = gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot", sanitize_html=True,
+                                         buttons=["copy", "copy_all"])  # no "share": it would publish the chat
+                    box = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False,
+                                               placeholder=t("chat_placeholder"), elem_id="chat-input",
+                                               submit_btn=True, stop_btn=True)
+                with gr.Column(elem_id="chat-extras"):
+                    with gr.Accordion(t("settings"), open=False, elem_id="chat-settings"):
+                        options = [
+                            gr.Slider(0.0, 1.5, value=s.model.temperature, step=0.05, label=t("temperature")),
+                            gr.Slider(16, 4096, value=s.model.max_new_tokens, step=16, label=t("max_tokens")),
+                            gr.Checkbox(value=kb_on, label=t("use_kb"), interactive=kb_on, elem_id="use-kb"),
+                            gr.Slider(1, 20, value=s.retrieval.k, step=1, label=t("num_sources")),
+                            gr.Checkbox(value=s.retrieval.strict, label=t("strict"), elem_id="strict"),
+                        ]
+                        # which knowledge bases the chat searches: the user's choice, kept in their workspace
+                        self.chat_bases = gr.CheckboxGroup(label=t("kb_used"), choices=[], elem_id="kb-used",
+                                                           visible=kb_on)
+                    # Examples fill the input box only: the Settings keep their values.
+                    shapes = str(ASSETS / "shapes.png")
+                    gr.Examples([[{"text": text, "files": [shapes]}] for text in EXAMPLES], inputs=[box],
+                                label=t("examples"))
+            with gr.Column(scale=2, elem_id="sources-column"):
+                with gr.Accordion(t("sources"), open=True, elem_id="sources-accordion"):
+                    cards = gr.HTML(render.sources_html(()), elem_id="sources")
                 data = gr.JSON(visible=False)
         sending = box.submit(self.send, [box, conversation, *options],
                              [chatbot, cards, data, conversation, box, chooser, exports, title],
-                             api_visibility="private")
-        box.stop(None, None, None, cancels=[sending])
+                             api_visibility="private", show_progress_on=[chatbot])
+        box.stop(None, None, None, cancels=[sending]).then(  # then the stopped turn, with its notice
+            self.stopped, [conversation], [chatbot, cards, data], api_visibility="private")
         # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
         api_answer = gr.Markdown(visible=False)
         trigger = gr.Button(visible=False)
@@ -529,50 +602,89 @@ class AssistantUI:
                         elem_id="kb-files")
         add = gr.Button(t("add_button"), variant="primary", elem_id="kb-add")
         report = gr.Markdown(elem_id="kb-report")
-        table = gr.Dataframe(headers=["📄", "🏷", "#", "ID"],
-                             interactive=False, label=t("documents"), elem_id="kb-table")
-        with gr.Row():
-            choice = gr.Dropdown(label=t("document"), choices=[], elem_id="kb-choice")
-            remove = gr.Button(t("delete"), variant="stop", elem_id="kb-delete")
-        add.click(self.ingest, [files, base], [report, table, choice], api_name="ingest").then(
-            lambda: None, None, files, api_visibility="private")  # the uploads have left Gradio's cache
-        remove.click(self.delete, [choice, base], [report, table, choice], api_name="delete")
-        app.load(self.documents, [base], [table, choice], api_name="documents")
-        base.input(self.documents, [base], [table, choice], api_visibility="private").then(
+        with gr.Accordion(t("search"), open=True, elem_id="kb-search"):
+            with gr.Row():
+                query = gr.Textbox(label=t("search_text"), placeholder=t("search_placeholder"), max_lines=1,
+                                   elem_id="kb-query", scale=4, submit_btn=False)
+                image = gr.Image(label=t("search_image"), type="filepath", height=120, elem_id="kb-query-image",
+                                 scale=1, min_width=140)
+                with gr.Column(scale=1, min_width=140):
+                    k = gr.Slider(1, 20, value=self.settings.retrieval.k, step=1, label=t("results"))
+                    find = gr.Button(t("search"), variant="primary", elem_id="kb-search-button", size="sm")
+            results = gr.HTML(elem_id="kb-hits")
+        wanted = gr.Textbox(label=t("filter"), placeholder=t("filter_placeholder"), max_lines=1,
+                            elem_id="kb-filter")
+        table = gr.Dataframe(headers=column_headers("en"), interactive=False, label=t("documents"),
+                             elem_id="kb-table", wrap=True)
+        shown = gr.State([])  # the ids of the rows shown, in order: a clicked row names its document
+        pending = gr.State(None)
+        with gr.Row(visible=False, elem_id="kb-delete-confirmation") as doc_confirmation:
+            doc_question = gr.Markdown(elem_id="kb-delete-question")
+            doc_confirm = gr.Button(t("delete"), variant="stop", elem_id="kb-delete-confirm", size="sm")
+            doc_cancel = gr.Button(t("cancel"), elem_id="kb-delete-cancel", size="sm")
+        listing = [table, shown]
+        add.click(self.ingest_in_tab, [files, base, wanted], [report, *listing, files],
+                  api_visibility="private", show_progress_on=[report])
+        app.load(self.documents_view, [base, wanted], listing, api_visibility="private")
+        wanted.change(self.documents_view, [base, wanted], listing, api_visibility="private",
+                      show_progress="hidden")
+        table.select(self.ask_delete_document, [shown, base], [doc_question, doc_confirmation, pending],
+                     api_visibility="private")
+        doc_cancel.click(lambda: (gr.Row(visible=False), None), None, [doc_confirmation, pending],
+                         api_visibility="private")
+        doc_confirm.click(self.delete_in_tab, [pending, base, wanted], [report, *listing, doc_confirmation, pending],
+                          api_visibility="private")
+        base.input(self.documents_view, [base, wanted], listing, api_visibility="private").then(
             self.base_note, [base], base_report, api_visibility="private")
         chat_bases = self.chat_bases
         app.load(self.bases_view, [base], [base, chat_bases], api_visibility="private")
         create.click(self.create_in_tab, [name], [base_report, name, base, chat_bases],
-                     api_visibility="private").then(self.documents, [base], [table, choice], api_visibility="private")
+                     api_visibility="private").then(self.documents_view, [base, wanted], listing,
+                                                    api_visibility="private")
         rename.click(self.rename_in_tab, [base, name], [base_report, name, base, chat_bases],
                      api_visibility="private")
         drop.click(self.ask_delete_base, [base], [base_report, confirmation], api_visibility="private")
         cancel.click(lambda: ("", gr.Row(visible=False)), None, [base_report, confirmation],
                      api_visibility="private")
-        confirm.click(self.delete_in_tab, [base], [base_report, confirmation, base, chat_bases],
-                      api_visibility="private").then(self.documents, [base], [table, choice],
+        confirm.click(self.delete_in_tab_base, [base], [base_report, confirmation, base, chat_bases],
+                      api_visibility="private").then(self.documents_view, [base, wanted], listing,
                                                      api_visibility="private")
         chat_bases.input(self.choose_in_chat, [chat_bases], None, api_visibility="private")
-        with gr.Accordion(t("search"), open=False):
-            query = gr.Textbox(label=t("search_text"))
-            image = gr.Image(label=t("search_image"), type="filepath")
-            k = gr.Slider(1, 20, value=self.settings.retrieval.k, step=1, label=t("results"))
-            results = gr.JSON(label=t("hits"))
-            gr.Button(t("search")).click(self.search, [query, image, k, base], results, api_name="search")
-        # The API's knowledge-base management.
-        listing, which, title, ids = (gr.JSON(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False),
-                                      gr.JSON(visible=False))
-        gr.Button(visible=False).click(self.knowledge_bases, None, listing, api_name="knowledge_bases")
-        gr.Button(visible=False).click(self.create_base, title, listing, api_name="create_knowledge_base")
-        gr.Button(visible=False).click(self.rename_base, [which, title], listing, api_name="rename_knowledge_base")
-        gr.Button(visible=False).click(self.delete_base, which, listing, api_name="delete_knowledge_base")
-        gr.Button(visible=False).click(self.use_bases, ids, listing, api_name="use_knowledge_bases")
+        for trigger in (query.submit, find.click):
+            trigger(self.search_in_tab, [query, image, k, base], results, api_visibility="private")
+
+        # The API: the same actions with plain values (a knowledge base by name or id, a document by id or
+        # file name), usable from a fresh client.
+        api_files = gr.File(file_count="multiple", visible=False, label="files")
+        api_kb = gr.Textbox(visible=False, label="knowledge_base", value="")
+        api_doc = gr.Textbox(visible=False, label="document")
+        api_report = gr.Markdown(visible=False, label="report")
+        api_docs = gr.JSON(visible=False, label="documents")
+        api_hits = gr.JSON(visible=False, label="hits")
+        api_text, api_image = gr.Textbox(visible=False, label="text"), gr.Image(visible=False, type="filepath",
+                                                                             label="image")
+        api_k = gr.Number(visible=False, value=self.settings.retrieval.k, label="k", precision=0)
+        gr.Button(visible=False).click(self.ingest, [api_files, api_kb], [api_report, api_docs], api_name="ingest")
+        gr.Button(visible=False).click(self.documents, [api_kb], api_docs, api_name="documents")
+        gr.Button(visible=False).click(self.delete, [api_doc, api_kb], [api_report, api_docs], api_name="delete")
+        gr.Button(visible=False).click(self.search, [api_text, api_image, api_k, api_kb], api_hits,
+                                       api_name="search")
+        bases, which, title, ids = (gr.JSON(visible=False, label="knowledge_bases"),
+                                    gr.Textbox(visible=False, label="knowledge_base"),
+                                    gr.Textbox(visible=False, label="title"), gr.JSON(visible=False, label="ids"))
+        gr.Button(visible=False).click(self.knowledge_bases, None, bases, api_name="knowledge_bases")
+        gr.Button(visible=False).click(self.create_base, title, bases, api_name="create_knowledge_base")
+        gr.Button(visible=False).click(self.rename_base, [which, title], bases, api_name="rename_knowledge_base")
+        gr.Button(visible=False).click(self.delete_base, which, bases, api_name="delete_knowledge_base")
+        gr.Button(visible=False).click(self.use_bases, ids, bases, api_name="use_knowledge_bases")
 
 
 class Live:
     """A turn while it is answered: what the chat, the cards and the API show, and the turn to store."""
 
-    def __init__(self, conversation: Conversation, question: str, images: tuple[str, ...], *, loading: bool):
+    def __init__(self, conversation: Conversation, question: str, images: tuple[str, ...], *, loading: bool,
+                 lang: str = "en"):
+        self.lang = lang
         self.conversation = conversation
         self.question = question
         self.images = images
@@ -584,6 +696,7 @@ class Live:
         self.done = False
         self.stored = False
         self.retrieved_yet = False
+        self.finished = threading.Event()  # stored (or failed to be): Stop waits for it
         self.cards, self.data = render.sources_html(()), []
 
     @property
@@ -591,7 +704,9 @@ class Live:
         return self.conversation.id
 
     def retrieved(self, sources, notice: str | None) -> None:
-        self.sources, self.notice, self.retrieved_yet = sources, notice, True
+        """Sources found; the loading notice stays until the first token, unless there is a notice to say."""
+        self.sources, self.retrieved_yet = sources, True
+        self.notice = notice or (LOADING if self.notice == LOADING else None)
         self.cards, self.data = render.sources_html(sources, notice=notice), render.sources_data(sources)
 
     def completed(self, event: Completed, annotated: tuple[str, ...]) -> None:
@@ -604,15 +719,18 @@ class Live:
         """Append the turn as far as it got (an error's notice; a stop keeps the partial answer)."""
         notice = self.notice if self.notice != LOADING else None
         if not self.done and self.answer and notice is None:
-            notice = "Stopped before the answer was complete."
+            notice = say(self.lang, "stopped")
         turn = Turn(self.question, self.images, tuple(map(source_record, self.sources)), self.cited,
                     self.answer, notice, model=model, annotated=self.annotated)
-        self.conversation = store.append(self.conversation.id, turn)
-        self.stored = True
+        try:
+            self.conversation = store.append(self.conversation.id, turn)
+            self.stored = True
+        finally:
+            self.finished.set()
 
     def answer_markdown(self) -> str:
         if not self.answer and self.notice == LOADING:
-            return LOADING
+            return say(self.lang, "loading")
         return render.safe_markdown(self.answer, len(self.sources)) or "…"
 
     def messages(self) -> list[dict]:
@@ -621,7 +739,7 @@ class Live:
             return _messages(self.conversation)
         urls = [render.chat_image_url(self.conversation_id, r) for r in self.images]
         located = [render.chat_image_url(self.conversation_id, r) for r in self.annotated]
-        notice = self.notice if not self.answer else None
+        notice = None if self.answer else say(self.lang, "loading") if self.notice == LOADING else self.notice
         return [*_messages(self.conversation),
                 {"role": "user", "content": render.question_markdown(self.question, urls)},
                 {"role": "assistant", "content": render.answer_markdown(self.answer, len(self.sources), located,

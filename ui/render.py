@@ -71,7 +71,21 @@ def sources_html(sources: tuple[Source, ...], cited: tuple[int, ...] | None = No
     return '<div class="sources">' + "".join(_card(s, cited) for s in sources) + "</div>"
 
 
-def _card(s: Source, cited: tuple[int, ...] | None) -> str:
+def hits_html(hits, words: Callable[..., str] | None = None) -> str:
+    """Knowledge-base search results as cards, open: thumbnail, file, location, labelled score, passage."""
+    if not hits:
+        return f'<div class="sources-empty">{html.escape((words or _english)("no_hits"))}</div>'
+    return ('<div class="sources hits">'
+            + "".join(_card(Source(i, h), None, opened=True) for i, h in enumerate(hits, 1)) + "</div>")
+
+
+def _english(key: str, **values) -> str:
+    from ui.i18n import say
+
+    return say("en", key, **values)
+
+
+def _card(s: Source, cited: tuple[int, ...] | None, *, opened: bool = False) -> str:
     is_cited = cited is not None and s.number in cited
     state = "" if cited is None else (" cited" if is_cited else " uncited")
     name, locator, text = html.escape(s.name), html.escape(s.locator), html.escape(s.text)
@@ -81,11 +95,14 @@ def _card(s: Source, cited: tuple[int, ...] | None) -> str:
         large = f'<img class="large" src="{url}" alt="{name}">'
     else:
         thumb, large = '<div class="thumb text-thumb">¶</div>', ""
-    body = f'<blockquote>{text}</blockquote>' if s.kind == "text" else ""
-    return (f'<details class="source{state}" id="source-{s.number}" data-source="{s.number}">'
+    body = f'<blockquote>{text}</blockquote>' if text and (s.kind == "text" or opened) else ""
+    anchor = "hit" if opened else "source"
+    return (f'<details class="source{state}" id="{anchor}-{s.number}" data-source="{s.number}"'
+            f'{" open" if opened else ""}>'
             f'<summary>{thumb}<span class="meta"><b>[{s.number}]</b> {name}<br>'
-            f'<small>{locator} · {s.score:.2f}{" · ✓" if is_cited else ""}</small>'
-            f'</span></summary>{large}{body}</details>')
+            f'<small>{locator} · <span title="cosine similarity to the question, 0 to 1">similarity '
+            f'{s.score:.2f}</span>{" · cited" if is_cited else ""}</small>'
+            f'</span></summary>{"" if opened else large}{body}</details>')
 
 
 def question_markdown(question: str, image_urls: list[str]) -> str:
@@ -158,6 +175,14 @@ SOURCES_CSS = """
 .sources img.large { max-width: 100%; margin-top: 6px; border-radius: 4px; }
 .sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
 .sources-empty { color: var(--body-text-color-subdued); }
+.hits details.source summary { cursor: default; }
+.state.ready { color: #16a34a; } .state.loading { color: #d97706; } .state.failed { color: #dc2626; }
+.state.idle { color: #9ca3af; }
+@media (max-width: 768px) {  /* phone: the answer's sources right under the chat, before settings and examples */
+  #chat-row { flex-direction: column; }
+  #chat-main { display: contents; }
+  #chatbot-box { order: 1; } #sources-column { order: 2; } #chat-extras { order: 3; } #conv-column { order: 4; }
+}
 a.cite { text-decoration: none; font-weight: 600; }
 #chatbot img.chat-image { max-width: 320px; max-height: 320px; border-radius: 6px; display: inline-block;
   margin: 2px; }
@@ -165,19 +190,68 @@ a.cite { text-decoration: none; font-weight: 600; }
 """
 
 
-def status_markdown(statuses: list[LoadStatus]) -> str:
-    icons = {"ready": "🟢", "loading": "⏳", "failed": "🔴", "idle": "⚪"}
-    return "  \n".join(f"{icons[s.state]} {safe_markdown(s.message)}" for s in statuses)
+def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None = None) -> str:
+    """One line per component, its state as a coloured dot (a character every font has, not an emoji), in
+    the reader's words; a failure's own message (it says what to do) as it is."""
+    say = words or _english
+    states = {"ready": "ready", "loading": "loading_state", "idle": "idle"}
+
+    def line(s: LoadStatus) -> str:
+        if s.state == "failed" or words is None:
+            return safe_markdown(s.message)
+        detail = s.message.split(": ", 1)[1] if s.state == "loading" and ": " in s.message else say(states[s.state])
+        if s.state == "loading":
+            detail = detail.replace("loading", say("loading_state"))
+        return safe_markdown(f"{say(s.label)}: {detail}")
+
+    return "  \n".join(f'<span class="state {s.state}">●</span> {line(s)}' for s in statuses)
 
 
-def documents_table(docs) -> list[list]:
-    return [[d.source, d.kind, d.chunks, d.doc_id] for d in docs]
+KINDS = {"text": "Text", "markdown": "Markdown", "pdf": "PDF", "html": "Web page", "docx": "Word",
+         "image": "Image"}
 
 
-def ingest_summary(reports) -> str:
+def document_rows(docs, words: Callable[..., str] | None = None) -> list[list]:
+    """The documents table: name, kind, size in pages or passages, file size, date added (no ids)."""
+    say = words or _english
+    rows = []
+    for d in docs:
+        extent = (f"{d.pages} {say('pages' if d.pages != 1 else 'page')}" if d.pages
+                  else f"{d.chunks} {say('passages' if d.chunks != 1 else 'passage')}")
+        rows.append([Path(d.source).name, say(KINDS.get(d.kind, d.kind)), extent, file_size(d.bytes),
+                     _date(d.added)])
+    return rows
+
+
+def document_data(d) -> dict:
+    """A document as API callers get it."""
+    return {"id": d.doc_id, "name": Path(d.source).name, "kind": d.kind, "chunks": d.chunks, "pages": d.pages,
+            "bytes": d.bytes, "added": _date(d.added, iso=True)}
+
+
+def file_size(size: int | None) -> str:
+    if size is None:
+        return "—"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _date(when: float | None, *, iso: bool = False) -> str:
+    import datetime
+
+    if not when:
+        return "" if not iso else None
+    moment = datetime.datetime.fromtimestamp(when, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds") if iso else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def ingest_summary(reports, words: Callable[..., str] | None = None) -> str:
+    say = words or _english
     if not reports:
-        return "No files given."
-    lines = [f"- **{r.status}** {safe_markdown(r.source)}"
-             + (f": {safe_markdown(r.error)}" if r.error else f" ({r.chunks} chunks)") for r in reports]
+        return say("choose_files")
+    lines = [f"- **{say(r.status)}** {safe_markdown(r.source)}"
+             + (f": {safe_markdown(r.error)}" if r.error else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})") for r in reports]
     ok = sum(r.ok for r in reports)
-    return f"{ok} of {len(reports)} files in the knowledge base.\n\n" + "\n".join(lines)
+    return say("files_in_kb", ok=ok, total=len(reports)) + "\n\n" + "\n".join(lines)

@@ -122,10 +122,11 @@ def test_upload_documents_with_progress_list_and_delete(page, app_url, tmp_path)
     table = page.locator("#kb-table")
     assert "alpha.txt" in table.inner_text() and "beta.md" in table.inner_text()
 
-    page.locator("#kb-choice input").click()
-    page.get_by_role("option", name="alpha.txt", exact=False).click()
-    page.locator("#kb-delete").click()
+    table.get_by_text("alpha.txt").last.click()  # a row asks before its document is deleted
+    page.locator("#kb-delete-confirm").click()
     page.get_by_text("Deleted alpha.txt").wait_for(timeout=10_000)
+    page.wait_for_function("() => !document.querySelector('#kb-table').innerText.includes('alpha.txt')",
+                           timeout=10_000)
     assert "alpha.txt" not in table.inner_text() and "beta.md" in table.inner_text()
 
 

@@ -35,19 +35,23 @@ def test_named_endpoints(client):
 def test_ingest_list_search_delete(client, tmp_path, red_png):
     note = tmp_path / "invoice.txt"
     note.write_text("The invoice total is 42 euros.")
-    report, table, _ = client.predict([handle_file(str(note)), handle_file(str(red_png))], api_name="/ingest")
+    report, docs = client.predict([handle_file(str(note)), handle_file(str(red_png))], api_name="/ingest")
     assert "2 of 2 files" in report
-    names = [row[0] for row in table["data"]]
+    names = [d["name"] for d in docs]
     assert {"invoice.txt", "red.png"} <= set(names)
+    note_doc = next(d for d in docs if d["name"] == "invoice.txt")
+    assert note_doc["bytes"] == note.stat().st_size and note_doc["kind"] == "text" and note_doc["added"]
 
     hits = client.predict("invoice total", None, 5, api_name="/search")
     assert {h["source"] for h in hits} >= {"invoice.txt"}
     assert all({"source", "kind", "locator", "score", "text"} <= set(h) for h in hits)
 
-    doc_id = next(row[3] for row in table["data"] if row[0] == "invoice.txt")
-    report, table, _ = client.predict(doc_id, api_name="/delete")
+    report, docs = client.predict(note_doc["id"], api_name="/delete")
     assert "Deleted invoice.txt" in report
-    assert "invoice.txt" not in [row[0] for row in table["data"]]
+    assert "invoice.txt" not in [d["name"] for d in docs]
+    # a fresh client, which never listed the documents, deletes by file name
+    report, docs = Client(client.src, verbose=False).predict("red.png", api_name="/delete")
+    assert "Deleted red.png" in report and docs == []
 
 
 def test_upload_image_ask_and_receive_streamed_answer_with_sources(client, red_png):

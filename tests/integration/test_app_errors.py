@@ -25,6 +25,6 @@ def test_missing_embedder_leaves_chat_working(tmp_path, tiny_models):
     with serve(build_pipeline(settings), settings) as url:
         client = Client(url, verbose=False)
         answer, cards, _ = ask(client, "hello")
-        report, _, _ = client.predict([], api_name="/ingest")
+        report, _ = client.predict([], api_name="/ingest")
     assert not answer.startswith("⚠️")
     assert "Knowledge base unavailable" in cards and "ASSISTANT_RETRIEVAL__EMBEDDER" in cards

@@ -57,7 +57,7 @@ def users(app, tmp_path_factory):
         note.write_text(f"The notes of {name} mention {doc}. Again: {doc}.")
         picture = _image(folder / f"{name}-figure.png", i)
         first, second = (Client(url, auth=(name, password), verbose=False) for _ in range(2))
-        report, _, _ = first.predict([handle_file(str(note)), handle_file(str(picture))], api_name="/ingest")
+        report, _ = first.predict([handle_file(str(note)), handle_file(str(picture))], api_name="/ingest")
         assert "2 of 2 files" in report
         answer, _, _ = ask(second, f"Look at this: {chat}", [_image(folder / f"{name}-chat.png", i + 50)],
                            use_knowledge=False)
@@ -78,8 +78,8 @@ def test_ui_and_api_show_every_user_only_their_own(users):
     url, found = users
     for name, mine in found.items():
         first, second = mine["sessions"]
-        table, _ = first.predict(api_name="/documents")
-        assert sorted(r[0] for r in table["data"]) == [f"{name}-figure.png", f"{name}-notes.txt"]
+        docs = first.predict(api_name="/documents")
+        assert sorted(d["name"] for d in docs) == [f"{name}-figure.png", f"{name}-notes.txt"]
         titles = " ".join(c["title"] for c in second.predict(api_name="/conversations"))
         assert mine["chat"] in titles and not _foreign(titles, name, found)
         for other in found.values():

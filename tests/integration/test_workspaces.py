@@ -44,7 +44,7 @@ def stocked(app, tmp_path_factory):
         canaries[name] = f"canary{secrets.token_hex(4)}"
         note = folder / f"{name}-notes.txt"
         note.write_text(f"The private notes of {name} mention {canaries[name]} twice: {canaries[name]}.")
-        report, table, _ = clients[name].predict([handle_file(str(note))], api_name="/ingest")
+        report, _ = clients[name].predict([handle_file(str(note))], api_name="/ingest")
         assert "1 of 1 files" in report
     return clients, canaries, settings
 
@@ -52,8 +52,7 @@ def stocked(app, tmp_path_factory):
 def test_each_user_lists_only_their_own_documents(stocked):
     clients, _, _ = stocked
     for name, client in clients.items():
-        table, _ = client.predict(api_name="/documents")
-        assert [row[0] for row in table["data"]] == [f"{name}-notes.txt"]
+        assert [d["name"] for d in client.predict(api_name="/documents")] == [f"{name}-notes.txt"]
 
 
 def test_search_and_chat_never_return_another_users_text(stocked):
@@ -70,15 +69,11 @@ def test_search_and_chat_never_return_another_users_text(stocked):
 
 def test_a_user_cannot_delete_another_users_document(stocked):
     clients, canaries, _ = stocked
-    table, _ = clients["alice"].predict(api_name="/documents")
-    alices_doc = table["data"][0][3]
-    try:  # refused either by Gradio (not one of bob's choices) or by bob's workspace (no such document)
-        report, _, _ = clients["bob"].predict(alices_doc, api_name="/delete")
+    alices_doc = clients["alice"].predict(api_name="/documents")[0]["id"]
+    for doc in (alices_doc, "alice-notes.txt"):  # by id, by name: bob's workspace has no such document
+        report, _ = clients["bob"].predict(doc, api_name="/delete")
         assert "No document" in report
-    except Exception as exc:  # noqa: BLE001  gradio_client's error type for a refused value
-        assert "not in the list of choices" in str(exc)
-    table, _ = clients["alice"].predict(api_name="/documents")
-    assert [row[3] for row in table["data"]] == [alices_doc]
+    assert [d["id"] for d in clients["alice"].predict(api_name="/documents")] == [alices_doc]
 
 
 def test_each_knowledge_base_lives_in_its_owners_folder(stocked):
@@ -100,8 +95,7 @@ def test_a_removed_users_open_session_gets_nothing_more(app, tmp_path):
     users.remove("dave")
     with pytest.raises(Exception, match="no longer exists"):  # noqa: B017  gradio_client's error type
         client.predict("Dave's own note", None, 4, api_name="/search")
-    table, _ = client.predict(api_name="/documents")
-    assert "dave.txt" not in str(table)  # the list is empty for him now
+    assert client.predict(api_name="/documents") == []  # the list is empty for him now
 
 
 def test_named_knowledge_bases_and_the_shared_library_through_the_api(stocked, tmp_path):
@@ -114,16 +108,16 @@ def test_named_knowledge_bases_and_the_shared_library_through_the_api(stocked, t
     secret = f"projectx{secrets.token_hex(4)}"
     note = tmp_path / "plan.txt"
     note.write_text(f"The launch code word is {secret}.")
-    report, table, _ = alice.predict([handle_file(str(note))], "Project X", api_name="/ingest")
-    assert "1 of 1 files" in report and [r[0] for r in table["data"]] == ["plan.txt"]
-    assert [r[0] for r in alice.predict(project, api_name="/documents")[0]["data"]] == ["plan.txt"]
-    assert [r[0] for r in alice.predict(api_name="/documents")[0]["data"]] == ["alice-notes.txt"]
+    report, docs = alice.predict([handle_file(str(note))], "Project X", api_name="/ingest")
+    assert "1 of 1 files" in report and [d["name"] for d in docs] == ["plan.txt"]
+    assert [d["name"] for d in alice.predict(project, api_name="/documents")] == ["plan.txt"]
+    assert [d["name"] for d in alice.predict(api_name="/documents")] == ["alice-notes.txt"]
     _, _, sources = ask(alice, f"What is {secret}?", k=10)
     assert any(s["name"] == "plan.txt" for s in sources)  # the chat searches the new one too
 
     assert [b["id"] for b in bob.predict(api_name="/knowledge_bases")] == ["default", "shared"]
-    assert bob.predict(project, api_name="/documents")[0]["data"] in ([], [["", "", "", ""]])
-    report, _, _ = bob.predict([handle_file(str(note))], project, api_name="/ingest")
+    assert bob.predict(project, api_name="/documents") == []
+    report, _ = bob.predict([handle_file(str(note))], project, api_name="/ingest")
     assert "no knowledge base" in report
     with pytest.raises(Exception, match="no knowledge base"):  # noqa: B017  gradio_client's error type
         bob.predict(project, api_name="/delete_knowledge_base")
@@ -133,18 +127,17 @@ def test_named_knowledge_bases_and_the_shared_library_through_the_api(stocked, t
 
     guide = tmp_path / "guide.txt"
     guide.write_text("Shared guideline: badges are renewed every March.")
-    report, _, _ = bob.predict([handle_file(str(guide))], "shared", api_name="/ingest")
+    report, _ = bob.predict([handle_file(str(guide))], "shared", api_name="/ingest")
     assert "Only an administrator" in report
-    report, _, _ = carol.predict([handle_file(str(guide))], "shared", api_name="/ingest")
+    report, _ = carol.predict([handle_file(str(guide))], "shared", api_name="/ingest")
     assert "1 of 1 files" in report
     for client in (alice, bob):
         hits = client.predict("badges renewed March", None, 3, api_name="/search")  # their first one: not there
         assert all("guide.txt" != h["source"] for h in hits)
         _, _, sources = ask(client, "When are badges renewed?", k=10)
         assert any(s["name"] == "guide.txt" for s in sources)
-    table, _ = bob.predict("shared", api_name="/documents")
-    doc = table["data"][0][3]
-    report, _, _ = bob.predict(doc, "shared", api_name="/delete")
+    doc = bob.predict("shared", api_name="/documents")[0]["id"]
+    report, _ = bob.predict(doc, "shared", api_name="/delete")
     assert "Only an administrator" in report
 
     # alice stops searching the shared library; then deletes Project X with every file
