@@ -291,23 +291,23 @@ class AssistantUI:
 
     # the API: plain values in and out
 
-    def ingest(self, files, kb=None, request: gr.Request = None, progress=gr.Progress()):
+    def ingest(self, files, knowledge_base=None, request: gr.Request = None, progress=gr.Progress()):
         """The API's ``/ingest``: files into a knowledge base (name or id; none: the first one); the report
         and the documents it now holds."""
-        report = self._ingested(files, kb, request, progress)
-        return report, self.documents(kb, request)
+        report = self._ingested(files, knowledge_base, request, progress)
+        return report, self.documents(knowledge_base, request)
 
-    def documents(self, kb=None, request: gr.Request = None) -> list[dict]:
+    def documents(self, knowledge_base=None, request: gr.Request = None) -> list[dict]:
         """The API's ``/documents``: id, name, kind, passages, pages, bytes and date added of each."""
-        return [render.document_data(d) for d in self._documents(request, kb)]
+        return [render.document_data(d) for d in self._documents(request, knowledge_base)]
 
-    def delete(self, doc, kb=None, request: gr.Request = None):
+    def delete(self, document, knowledge_base=None, request: gr.Request = None):
         """The API's ``/delete``: a document by id, or by file name when one document has it."""
-        report = self._deleted((doc or "").strip(), kb, request)
-        return report, self.documents(kb, request)
+        report = self._deleted((document or "").strip(), knowledge_base, request)
+        return report, self.documents(knowledge_base, request)
 
-    def search(self, text, image, k, kb=None, request: gr.Request = None):
-        return [render.hit_data(h) for h in self._hits(text, image, k, kb, request)]
+    def search(self, text, image, k, knowledge_base=None, request: gr.Request = None):
+        return [render.hit_data(h) for h in self._hits(text, image, k, knowledge_base, request)]
 
     def _hits(self, text, image, k, kb, request):
         try:
@@ -373,28 +373,28 @@ class AssistantUI:
             raise gr.Error(str(exc)) from exc
         return self.knowledge_bases(request)
 
-    def rename_base(self, kb, title, request: gr.Request = None) -> list[dict]:
+    def rename_base(self, knowledge_base, title, request: gr.Request = None) -> list[dict]:
         try:
             shelf = self._shelf(request)
-            shelf.rename(shelf.resolve(kb), title or "")
+            shelf.rename(shelf.resolve(knowledge_base), title or "")
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         return self.knowledge_bases(request)
 
-    def delete_base(self, kb, request: gr.Request = None) -> list[dict]:
+    def delete_base(self, knowledge_base, request: gr.Request = None) -> list[dict]:
         """The API's ``/delete_knowledge_base``: it and every byte of its documents go."""
         try:
             shelf = self._shelf(request)
-            shelf.delete(shelf.resolve(kb))
+            shelf.delete(shelf.resolve(knowledge_base))
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         return self.knowledge_bases(request)
 
-    def use_bases(self, ids, request: gr.Request = None) -> list[dict]:
+    def use_bases(self, knowledge_bases, request: gr.Request = None) -> list[dict]:
         """The API's ``/use_knowledge_bases``: which ones the chat searches (ids or names)."""
         try:
             shelf = self._shelf(request)
-            shelf.choose([shelf.resolve(i) for i in ids or []])
+            shelf.choose([shelf.resolve(i) for i in knowledge_bases or []])
         except AssistantError as exc:
             raise gr.Error(str(exc)) from exc
         return self.knowledge_bases(request)
@@ -557,15 +557,16 @@ class AssistantUI:
                                 label=t("examples"))
             with gr.Column(scale=2, elem_id="sources-column"):
                 with gr.Accordion(t("sources"), open=True, elem_id="sources-accordion"):
-                    cards = gr.HTML(render.sources_html(()), elem_id="sources")
-                data = gr.JSON(visible=False)
+                    cards = gr.HTML(render.sources_html(()), elem_id="sources", label="sources_html",
+                                    show_label=False)
+                data = gr.JSON(visible=False, label="sources")
         sending = box.submit(self.send, [box, conversation, *options],
                              [chatbot, cards, data, conversation, box, chooser, exports, title],
                              api_visibility="private", show_progress_on=[chatbot])
         box.stop(None, None, None, cancels=[sending]).then(  # then the stopped turn, with its notice
             self.stopped, [conversation], [chatbot, cards, data], api_visibility="private")
         # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
-        api_answer = gr.Markdown(visible=False)
+        api_answer = gr.Markdown(visible=False, label="answer")
         trigger = gr.Button(visible=False)
         trigger.click(self.chat, [box, conversation, *options], [api_answer, cards, data, conversation],
                       api_name="chat")
@@ -580,7 +581,7 @@ class AssistantUI:
                      [conversation, chatbot, title, chooser, exports, cards, data], api_visibility="private")
         app.load(self.open_page, None, [chooser, conversation, chatbot, title, exports],
                  api_visibility="private")
-        listing, which = gr.JSON(visible=False), gr.Textbox(visible=False)
+        listing, which = gr.JSON(visible=False, label="conversations"), gr.Textbox(visible=False, label="id")
         gr.Button(visible=False).click(self.conversation_list, None, listing, api_name="conversations")
         gr.Button(visible=False).click(self.forget_conversation, which, listing, api_name="delete_conversation")
 
