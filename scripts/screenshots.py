@@ -52,8 +52,26 @@ def main(out: Path) -> None:
         page.wait_for_timeout(500)
         page.screenshot(path=str(out / "chat.png"))
         page.get_by_role("tab", name="Knowledge base").click()
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(out / "knowledge-base.png"))
+        query = page.locator("#kb-query input, #kb-query textarea").first
+        query.fill("invoice total")
+        query.press("Enter")
+        page.locator("#kb-hits details.source").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / "knowledge-base.png"), full_page=True)
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.goto(url)
+        ask(phone, "What is the invoice total?")
+        phone.locator("#sources details.source").first.wait_for(timeout=30_000)
+        phone.screenshot(path=str(out / "phone.png"), full_page=True)
+
+        chinese = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900}).new_page()
+        chinese.goto(url)
+        chinese.get_by_text("模型：就绪").wait_for(timeout=30_000)
+        ask(chinese, "发票总额是多少？")
+        chinese.get_by_role("tab", name="知识库").click()
+        chinese.wait_for_timeout(1000)
+        chinese.screenshot(path=str(out / "knowledge-base-zh.png"), full_page=True)
         browser.close()
 
 

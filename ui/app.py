@@ -18,6 +18,7 @@ from assistant.accounts import sign_in_for
 from assistant.conversations import Conversation, ConversationStore, Turn, source_record
 from assistant.errors import AssistantError, ConfigurationError, InputError
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
+from assistant.shelf import DEFAULT_TITLE, SHARED_TITLE
 from assistant.settings import Settings
 from assistant.types import ChatRequest, GenerationParams
 from assistant.workspaces import Workspace, Workspaces
@@ -405,7 +406,8 @@ class AssistantUI:
             bases = self._shelf(request).bases()
         except AssistantError:
             return gr.Dropdown(choices=[], value=None), gr.CheckboxGroup(choices=[], value=[])
-        choices = [(b.title, b.id) for b in bases]
+        lang = language(request)
+        choices = [(say(lang, b.title) if b.title in (DEFAULT_TITLE, SHARED_TITLE) else b.title, b.id) for b in bases]
         current = kb if any(b.id == kb for b in bases) else bases[0].id
         return (gr.Dropdown(choices=choices, value=current),
                 gr.CheckboxGroup(choices=choices, value=[b.id for b in bases if b.used]))
@@ -514,6 +516,7 @@ class AssistantUI:
             status = gr.Markdown(render.status_markdown(self.workspaces.status()), elem_id="status")
             timer = gr.Timer(1.0)
             timer.tick(self.status, outputs=[status, timer], api_visibility="private")
+            app.load(self.status, outputs=[status, timer], api_visibility="private")  # in the reader's language
             with gr.Tab(t("tab_chat"), elem_id="tab-chat"):
                 self._chat_tab(app)
             with gr.Tab(t("tab_kb"), elem_id="tab-kb"):

@@ -131,7 +131,7 @@ SERVER: dict[str, dict[str, str]] = {
         "files_in_kb": "{ok} of {total} files in the knowledge base.",
         "added": "added", "replaced": "replaced", "unchanged": "unchanged", "failed": "failed",
         "passages": "passages", "pages": "pages", "passage": "passage", "page": "page",
-        "ready": "ready", "loading_state": "loading", "idle": "waiting",
+        "ready": "ready", "loading_state": "loading", "idle": "waiting", "colon": ": ",
         "model": "model", "knowledge base": "knowledge base", "shared library": "shared library",
         "embedders": "embedders", "parse workers": "parse workers",
         "Text": "Text", "Markdown": "Markdown", "PDF": "PDF", "Web page": "Web page", "Word": "Word",
@@ -159,11 +159,12 @@ SERVER: dict[str, dict[str, str]] = {
         "files_in_kb": "{total} 个文件中有 {ok} 个已在知识库中。",
         "added": "已添加", "replaced": "已替换", "unchanged": "未变化", "failed": "失败",
         "passages": "个段落", "pages": "页", "passage": "个段落", "page": "页",
-        "ready": "就绪", "loading_state": "加载中", "idle": "等待中",
+        "ready": "就绪", "loading_state": "加载中", "idle": "等待中", "colon": "：",
         "model": "模型", "knowledge base": "知识库", "shared library": "共享资料库",
         "embedders": "嵌入模型", "parse workers": "解析进程",
         "Text": "文本", "Markdown": "Markdown", "PDF": "PDF", "Web page": "网页", "Word": "Word 文档",
         "Image": "图片",
+        "My documents": "我的文档", "Shared library": "共享资料库",
     },
 }
 

@@ -202,7 +202,7 @@ def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None
         detail = s.message.split(": ", 1)[1] if s.state == "loading" and ": " in s.message else say(states[s.state])
         if s.state == "loading":
             detail = detail.replace("loading", say("loading_state"))
-        return safe_markdown(f"{say(s.label)}: {detail}")
+        return safe_markdown(f"{say(s.label)}{say('colon')}{detail}")
 
     return "  \n".join(f'<span class="state {s.state}">●</span> {line(s)}' for s in statuses)
 
