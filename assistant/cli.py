@@ -213,11 +213,26 @@ def cmd_download(args, session: Session) -> int:
         if Path(checkpoint).expanduser().is_dir():
             print(f"{checkpoint}: local folder, nothing to download")
             continue
+        _check_hub()
         try:
             print(f"{checkpoint}: {snapshot_download(checkpoint)}")
         except Exception as exc:  # network and hub errors come in many types; name the model and stop
             raise AssistantError(f"Could not download '{checkpoint}': {exc}") from exc
     return 0
+
+
+def _check_hub() -> None:
+    """Downloads need the hub: say at once when it cannot be reached, not after minutes of retries."""
+    from huggingface_hub import constants
+
+    from retrieval.hub import offline, unreachable
+
+    if offline():
+        raise AssistantError("Downloads are off: offline mode is on (ASSISTANT_OFFLINE, HF_HUB_OFFLINE or "
+                             "TRANSFORMERS_OFFLINE). Run `python -m assistant download` without it.")
+    if problem := unreachable(constants.ENDPOINT.rstrip("/")):
+        raise AssistantError(f"Cannot download: {problem}. Run `python -m assistant download` on a machine "
+                             "with network, then copy its Hugging Face cache (~/.cache/huggingface) here.")
 
 
 def cmd_eval(args, session: Session) -> int:

@@ -94,11 +94,17 @@ def _load_pretrained(checkpoint: str, device: str, processor_class: str, *, what
     """(model, processor) through ``AutoModel``; every failure is one message naming the setting."""
     if checkpoint.startswith(("/", ".", "~")) and not Path(checkpoint).expanduser().is_dir():
         raise EmbedderLoadError(f"The {what} folder '{checkpoint}' does not exist. Set {variable} to {hint}.")
+    from retrieval.hub import CheckpointUnavailableError, origin
+
+    try:  # found in seconds: what is here loads with no network wait, what cannot come is refused at once
+        local = origin(checkpoint, what=what, variable=variable) != "hub"
+    except CheckpointUnavailableError as exc:
+        raise EmbedderLoadError(str(exc)) from None
     try:
         import transformers
 
-        model = transformers.AutoModel.from_pretrained(checkpoint).to(device).eval()
-        processor = getattr(transformers, processor_class).from_pretrained(checkpoint)
+        model = transformers.AutoModel.from_pretrained(checkpoint, local_files_only=local).to(device).eval()
+        processor = getattr(transformers, processor_class).from_pretrained(checkpoint, local_files_only=local)
     except (OSError, ValueError) as exc:
         raise EmbedderLoadError(f"Could not load the {what} '{checkpoint}': {_first_line(exc)}. "
                                 f"Set {variable} to {hint}.") from exc

@@ -113,13 +113,15 @@ class TransformersVisionModel(Ready):
         decoder, compilation, graph recording and one small answer happen here (``warm_up``, default on
         CUDA), so the first user does not wait for them."""
         _check_local_folder(plan.checkpoint)
+        local = _origin(plan.checkpoint) != "hub"  # found in seconds: no network wait for what is here
         try:
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
             from assistant.models.vision_attention import batch_windows
 
-            processor = AutoProcessor.from_pretrained(plan.checkpoint)
-            model = AutoModelForImageTextToText.from_pretrained(plan.checkpoint, **_load_kwargs(plan))
+            processor = AutoProcessor.from_pretrained(plan.checkpoint, local_files_only=local)
+            model = AutoModelForImageTextToText.from_pretrained(plan.checkpoint, local_files_only=local,
+                                                                **_load_kwargs(plan))
             batch_windows(model)
             decoder = _place(model, plan, cache_tokens=max_context_tokens + answer_tokens)
         except Exception as exc:
@@ -367,6 +369,17 @@ def _check_local_folder(checkpoint: str) -> None:
         raise ModelLoadError(
             f"The model folder '{checkpoint}' does not exist. Set ASSISTANT_MODEL__CHECKPOINT to a folder "
             "holding a saved model (config.json, weights, processor files) or to a Hugging Face model id.")
+
+
+def _origin(checkpoint: str) -> str:
+    """``folder``, ``cache`` or ``hub``; a checkpoint that is not here and cannot be downloaded now is
+    refused at once (instead of minutes of retried downloads), with the ways on."""
+    from retrieval.hub import CheckpointUnavailableError, origin
+
+    try:
+        return origin(checkpoint, what="model", variable="ASSISTANT_MODEL__CHECKPOINT")
+    except CheckpointUnavailableError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def load_error(plan: LoadPlan, exc: BaseException) -> ModelLoadError:
