@@ -138,9 +138,11 @@ def cmd_ingest(args, session: Session) -> int:
     def progress(fraction: float, stage: str) -> None:
         print(f"[{fraction:4.0%}] {stage}", file=sys.stderr, flush=True)
 
+    from retrieval.errors import without_name
+
     reports = session.knowledge(write=True).ingest(args.paths, progress=progress)
-    for r in reports:
-        detail = r.error if r.status == "failed" else f"{r.chunks} chunks"
+    for r in reports:  # an error names its file, and the line names it already
+        detail = without_name(r.error or "", r.source) if r.status == "failed" else f"{r.chunks} chunks"
         print(f"{r.status:9} {r.source}: {detail}")
     ok = sum(r.ok for r in reports)
     print(f"{ok} of {len(reports)} files ingested or already present")

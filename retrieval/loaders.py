@@ -4,13 +4,26 @@ figures extracted from documents, page renders). Parsing runs in a worker proces
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from struct import error as struct_error
 from typing import TYPE_CHECKING
 
-from retrieval.errors import UnreadableFileError, UnsupportedFileError
+from retrieval.errors import (
+    EMPTY,
+    UNREADABLE_IMAGE,
+    ImageTooLargeError,
+    UnreadableFileError,
+    UnsupportedFileError,
+    detail,
+    file_too_large,
+    image_too_large,
+    named,
+    unsupported,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -19,9 +32,9 @@ TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DOCUMENT_SUFFIXES = {".pdf": "pdf", ".html": "html", ".htm": "html", ".docx": "docx"}
 SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES | set(DOCUMENT_SUFFIXES))
-MAX_IMAGE_PIXELS = 64_000_000  # beyond this an image is refused as a likely decompression bomb
 MIN_FIGURE_SIDE = 48
 THUMBNAIL_SIDE = 384
+log = logging.getLogger(__name__)
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 
 
@@ -72,13 +85,12 @@ def parse(path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
     """Parse one file by its extension; every failure is an ``UnreadableFileError`` naming the file."""
     suffix = path.suffix.lower()
     if not is_supported(path):
-        raise UnsupportedFileError(
-            f"{path.name}: unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED)}")
+        raise UnsupportedFileError(named(path.name, unsupported(suffix, SUPPORTED)))
     size = path.stat().st_size
     if size == 0:
-        raise UnreadableFileError(f"{path.name}: the file is empty")
+        raise UnreadableFileError(named(path.name, EMPTY))
     if size > options.max_bytes:
-        raise UnreadableFileError(f"{path.name}: {size / 1e6:.0f} MB is over the {options.max_bytes / 1e6:.0f} MB limit")
+        raise UnreadableFileError(named(path.name, file_too_large(size, options.max_bytes)))
     if suffix in TEXT_SUFFIXES or suffix in (".html", ".htm"):
         _refuse_binary(path)
     if suffix in TEXT_SUFFIXES:
@@ -154,44 +166,136 @@ def markdown_sections(text: str) -> list[Passage]:
 
 # -- images -------------------------------------------------------------------------------------
 
+# Pixel limits, chosen for memory. A baseline JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder
+# itself (DCT scaling), so a 12000x12000 photo costs a few megapixels of memory: 250 megapixels allowed.
+# Other formats (PNG, WebP, TIFF..., and progressive JPEGs, whose decoder holds every coefficient of the
+# whole image) are decoded whole before they are reduced: 64 megapixels (about 200 MB as RGB).
+REDUCED_DECODE_LIMIT = 250_000_000
+WHOLE_DECODE_LIMIT = 64_000_000
+MAX_IMAGE_PIXELS = REDUCED_DECODE_LIMIT  # Pillow's own guard: it refuses past twice this, before any decode
+WORKING_PIXELS = 2048 * 2048  # what the knowledge base keeps of an image: above what OCR (1600 px a side),
+# the embedder and thumbnails read
+_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+                7: "TRANSVERSE", 8: "ROTATE_90"}
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F", "La", "LAB", "HSV"}
+_BOMB_SIZE = re.compile(r"\((\d+) pixels\)")
 
-def open_image(path: Path, at_least_pixels: int | None = None) -> Image:
-    """Open, orient and convert an image (first frame of animations), refusing bombs and broken files.
 
-    ``at_least_pixels``: the caller will scale the image down to about this many pixels, so a JPEG may
-    be decoded at 1/2, 1/4 or 1/8 of its size (the decoder's own DCT scaling, never below that many
-    pixels): a 12-megapixel photo decodes several times faster."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def open_image(path: Path, at_least_pixels: int = WORKING_PIXELS) -> Image:
+    """Open, orient and convert an image (first frame of animations) with a bounded decode, refusing only
+    images past the limits above and broken files, in the same words for the chat and the knowledge base.
+
+    ``at_least_pixels``: the caller scales the image down to about this many pixels, so it is decoded
+    and reduced on the way to no fewer than that (a JPEG by the decoder's own DCT scaling: a 12-megapixel
+    photo decodes several times faster, a 144-megapixel one in a few megabytes)."""
+    path = Path(path)
+    name = path.name
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableFileError(named(name, EMPTY))
+        with path.open("rb") as f:
+            return _decode(f, name, at_least_pixels)
+    except UnreadableFileError as exc:
+        if path.suffix.lower() in IMAGE_SUFFIXES or str(exc) != named(name, UNREADABLE_IMAGE):
+            raise
+        raise UnsupportedFileError(named(name, unsupported(path.suffix.lower(), IMAGE_SUFFIXES))) from exc
+    except FileNotFoundError as exc:
+        raise UnreadableFileError(named(name, "the file is no longer there; add it again")) from exc
+    except OSError as exc:
+        raise UnreadableFileError(named(name, f"the file cannot be read ({detail(exc, name)})")) from exc
+
+
+def open_image_bytes(data: bytes, name: str, at_least_pixels: int = WORKING_PIXELS) -> Image:
+    """An image embedded in a document; ``name`` is the document's (an error names it)."""
+    if not data:
+        raise UnreadableFileError(named(name, "an embedded image is empty"))
+    try:
+        return _decode(io.BytesIO(data), name, at_least_pixels)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001  any decoder failure: this one figure is skipped
+        raise UnreadableFileError(named(name, f"an embedded image is unreadable ({detail(exc, name)})")) from exc
+
+
+def _decode(f, name: str, at_least_pixels: int) -> Image:
+    from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as im:
+        with Image.open(f) as im:
             im.seek(0)
+            _check_pixels(im, name)
             width, height = im.size
-            if at_least_pixels and im.format == "JPEG" and width * height > at_least_pixels:
+            if im.format == "JPEG" and width * height > at_least_pixels:
                 scale = math.sqrt(at_least_pixels / (width * height))
                 im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise UnreadableFileError(f"{path.name}: image is too large to open safely ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableFileError(f"{path.name}: not a readable image ({exc})") from exc
+            orientation = _orientation(im)
+            image = _reduced(im, at_least_pixels)
+            if orientation in _ORIENTATION:  # applied after the reduction: it copies fewer pixels
+                image = image.transpose(getattr(Image.Transpose, _ORIENTATION[orientation]))
+            return image.convert("RGB")
+    except Image.DecompressionBombError as exc:  # past twice the limit: refused by Pillow before reading
+        claimed = _BOMB_SIZE.search(str(exc))
+        pixels = int(claimed.group(1)) if claimed else 2 * MAX_IMAGE_PIXELS
+        raise ImageTooLargeError(named(name, image_too_large(pixels, REDUCED_DECODE_LIMIT, "any image"))) from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableFileError(named(name, UNREADABLE_IMAGE)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct_error) as exc:
+        log.info("%s: image decode failed: %s", name, detail(exc, name))
+        raise UnreadableFileError(named(name, UNREADABLE_IMAGE)) from exc
 
 
-def open_image_bytes(data: bytes, name: str) -> Image:
-    from PIL import Image
+def _check_pixels(im, name: str) -> None:
+    pixels = im.size[0] * im.size[1]
+    if pixels > REDUCED_DECODE_LIMIT:
+        raise ImageTooLargeError(named(name, image_too_large(pixels, REDUCED_DECODE_LIMIT, "any image")))
+    if pixels > WHOLE_DECODE_LIMIT and not _decoded_reduced(im):
+        kind, other = ("progressive JPEGs", "other") if im.format == "JPEG" else (f"{im.format or 'such'} images", "")
+        kind += f", {REDUCED_DECODE_LIMIT / 1e6:,.0f} for {other + ' ' if other else ''}JPEG photos"
+        raise ImageTooLargeError(named(name, image_too_large(pixels, WHOLE_DECODE_LIMIT, kind)))
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+def _decoded_reduced(im) -> bool:
+    """A baseline JPEG: decoded at a reduced scale without ever holding the whole image (a progressive
+    one is drafted too, but its decoder keeps every coefficient of the whole image)."""
+    return im.format == "JPEG" and not im.info.get("progressive") and not im.info.get("progression")
+
+
+def _reduced(im, at_least_pixels: int) -> Image:
+    """Decode (at the draft scale, if one was set), then reduce by a whole factor while that keeps at least
+    ``at_least_pixels``: a box filter, fast, and what follows copies fewer pixels."""
+    im.load()
+    factor = math.isqrt(max(1, (im.size[0] * im.size[1]) // max(at_least_pixels, 1)))
+    if factor < 2:
+        return im
+    return (im if im.mode in _REDUCIBLE_MODES else im.convert("RGBA" if _has_alpha(im) else "RGB")).reduce(factor)
+
+
+def _orientation(im) -> int | None:
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.seek(0)
-            return im.convert("RGB")
-    except Exception as exc:  # noqa: BLE001  any decoder failure: this one figure is skipped
-        raise UnreadableFileError(f"{name}: unreadable embedded image ({exc})") from exc
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001  a damaged EXIF block costs the orientation, not the image
+        return None
+
+
+def _has_alpha(im) -> bool:
+    return im.mode in ("PA", "LA", "RGBA") or "transparency" in im.info
+
+
+def fit(image: Image, max_pixels: int) -> Image:
+    """Scale down (never up), keeping the aspect ratio, so that width * height <= max_pixels."""
+    width, height = image.size
+    if width * height <= max_pixels:
+        return image
+    from PIL import Image as PILImage
+
+    scale = math.sqrt(max_pixels / (width * height))
+    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    return image.resize(size, PILImage.Resampling.BICUBIC)
 
 
 def parse_image(path: Path, options: ParseOptions) -> Parsed:
-    image = open_image(path)
+    image = fit(open_image(path), WORKING_PIXELS)
     parsed = Parsed(kind="image", pictures=[Picture(image, "image", "image", caption=path.stem)])
     if options.ocr:
         parsed.ocr_requests.append(Picture(image, "text in image", "image"))
@@ -219,7 +323,7 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
     except UnreadableFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
-        raise UnreadableFileError(f"{path.name}: not a readable PDF ({exc})") from exc
+        raise UnreadableFileError(f"{path.name}: not a readable PDF ({detail(exc, path.name)})") from exc
     if pages > options.max_pages:
         raise UnreadableFileError(f"{path.name}: {pages} pages is over the limit of {options.max_pages} "
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
@@ -303,7 +407,7 @@ def parse_html(path: Path, options: ParseOptions) -> Parsed:
     try:
         tree = lxml.html.fromstring(raw.encode("utf-8"))
     except (ValueError, lxml.etree.ParserError) as exc:
-        raise UnreadableFileError(f"{path.name}: not readable HTML ({exc})") from exc
+        raise UnreadableFileError(f"{path.name}: not readable HTML ({detail(exc, path.name)})") from exc
     images = [((img.get("alt") or "").strip(), (img.get("src") or "").strip()) for img in tree.iter("img")]
     cleaner = Cleaner(scripts=True, javascript=True, style=True, comments=True, forms=True, embedded=True,
                       frames=True, meta=True, page_structure=False, kill_tags=_BOILERPLATE)
@@ -346,7 +450,7 @@ def parse_docx(path: Path, options: ParseOptions) -> Parsed:
     try:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, OSError) as exc:
-        raise UnreadableFileError(f"{path.name}: not a readable Word document ({exc})") from exc
+        raise UnreadableFileError(f"{path.name}: not a readable Word document ({detail(exc, path.name)})") from exc
     lines = []
     for paragraph in document.paragraphs:
         style = (paragraph.style.name or "") if paragraph.style is not None else ""

@@ -14,7 +14,7 @@ import queue
 import threading
 from pathlib import Path
 
-from retrieval.errors import RetrievalError, UnreadableFileError
+from retrieval.errors import RetrievalError, UnreadableFileError, detail, named
 from retrieval.loaders import ParseOptions, Parsed, parse
 
 DEFAULT_TIMEOUT = 120.0
@@ -32,8 +32,7 @@ def _serve(conn, memory_bytes: int) -> None:
             return
         if job is None:
             return
-        request, kind, payload, options = job
-        path = payload if kind == "parse" else "image"
+        request, kind, payload, options, name = job
         try:
             if kind == "parse":
                 conn.send((request, "ok", parse(Path(payload), options)))
@@ -44,11 +43,11 @@ def _serve(conn, memory_bytes: int) -> None:
         except RetrievalError as exc:
             conn.send((request, "error", type(exc).__name__, str(exc)))
         except MemoryError:
-            conn.send((request, "error", "UnreadableFileError", f"{Path(path).name}: parsing needed more "
-                       f"memory than the {memory_bytes / 2**30:.0f} GiB allowed"))
+            conn.send((request, "error", "UnreadableFileError", named(name, f"reading it needed more memory "
+                       f"than the {memory_bytes / 2**30:.0f} GiB allowed")))
         except Exception as exc:  # noqa: BLE001  a parser bug on one file must not stop the batch
-            conn.send((request, "error", "UnreadableFileError", f"{Path(path).name}: could not be parsed "
-                       f"({type(exc).__name__}: {exc})"))
+            conn.send((request, "error", "UnreadableFileError", named(name, f"could not be read "
+                       f"({type(exc).__name__}: {detail(exc, name)})")))
 
 
 class ParseWorker:
@@ -72,9 +71,9 @@ class ParseWorker:
     def _call(self, kind: str, payload, options, name: str):
         with self._lock:
             request = next(self._requests)
-            reply = self._exchange((request, kind, payload, options), name, kind)
+            reply = self._exchange((request, kind, payload, options, name), name, kind)
         if reply[0] != request:  # cannot happen under the lock; if it ever does, never hand it on
-            raise RetrievalError(f"{name}: the parser answered another request; please try again")
+            raise RetrievalError(named(name, "the parser answered another request; please try again"))
         if reply[1] == "ok":
             return reply[2]
         from retrieval import errors
@@ -86,13 +85,14 @@ class ParseWorker:
         self._conn.send(job)
         if not self._conn.poll(self.timeout):
             self._kill()
-            raise UnreadableFileError(f"{name}: {kind} took longer than {self.timeout:.0f} s and was stopped")
+            what = "reading it" if kind == "parse" else "reading the text in its images"
+            raise UnreadableFileError(named(name, f"{what} took longer than {self.timeout:.0f} s and was stopped"))
         try:
             return self._conn.recv()
         except (EOFError, ConnectionError, OSError):
             self._kill()
-            raise UnreadableFileError(f"{name}: the parser crashed on this file (out of memory or a "
-                                      "corrupt file)") from None
+            raise UnreadableFileError(named(name, "the parser stopped on this file (out of memory, or a "
+                                            "damaged file)")) from None
 
     def close(self) -> None:
         with self._lock:

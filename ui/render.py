@@ -251,7 +251,10 @@ def ingest_summary(reports, words: Callable[..., str] | None = None) -> str:
     say = words or _english
     if not reports:
         return say("choose_files")
+    from retrieval.errors import without_name  # an error names its file; the line names it once
+
     lines = [f"- **{say(r.status)}** {safe_markdown(r.source)}"
-             + (f": {safe_markdown(r.error)}" if r.error else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})") for r in reports]
+             + (f": {safe_markdown(without_name(r.error, r.source))}" if r.error
+                else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})") for r in reports]
     ok = sum(r.ok for r in reports)
     return say("files_in_kb", ok=ok, total=len(reports)) + "\n\n" + "\n".join(lines)

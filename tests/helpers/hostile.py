@@ -37,6 +37,12 @@ def png_bomb(side: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header claiming width x height, with no pixel data: a few dozen bytes."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IEND", b"")
+
+
 def gif_bomb() -> bytes:
     from PIL import Image
 

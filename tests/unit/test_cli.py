@@ -35,6 +35,9 @@ def test_ingest_search_docs_delete(cli, tmp_path, red_png):
     out = cli("ingest", docs, red_png)
     assert out.returncode == 0, out.stderr
     assert "added" in out.stdout and "failed" in out.stdout and "2 of 3 files" in out.stdout
+    failed = next(line for line in out.stdout.splitlines() if line.startswith("failed"))
+    assert failed.count("broken.png") == 1 and failed.endswith(": not a readable image (the file is damaged, "
+                                                               "incomplete, or not an image)"), failed
 
     out = cli("search", "invoice total", "--k", "2", "--json")
     hits = json.loads(out.stdout)
