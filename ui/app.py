@@ -22,10 +22,11 @@ from assistant.shelf import DEFAULT_TITLE, SHARED_TITLE
 from assistant.settings import Settings
 from assistant.types import ChatRequest, GenerationParams
 from assistant.workspaces import Workspace, Workspaces
+from retrieval.errors import named
 from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
 from ui import render
 from ui.history import path_of
-from ui.i18n import column_headers, language, make_i18n, say, words
+from ui.i18n import column_headers, explain, language, make_i18n, say, words
 from ui.identity import Identity
 from ui.server import Gate, Guard, file_routes, is_loopback, public_files
 
@@ -71,13 +72,16 @@ class AssistantUI:
             for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
                                        k, strict, request):
                 yield (live.messages(), live.cards, live.data, live.conversation_id, None,
-                       self._list(request, live.conversation_id), Live.links(live.conversation_id), live.conversation.title)
+                       self._list(request, live.conversation_id), Live.links(live.conversation_id, live.lang),
+                       live.conversation.title)
         except AssistantError as exc:
             if live is not None and live.stored:  # the failed turn is in the conversation, with its notice
                 yield (live.messages(), live.cards, live.data, live.conversation_id, None,
-                       self._list(request, live.conversation_id), Live.links(live.conversation_id), live.conversation.title)
+                       self._list(request, live.conversation_id), Live.links(live.conversation_id, live.lang),
+                       live.conversation.title)
                 return
-            notice = {"role": "assistant", "content": f"⚠️ {render.safe_markdown(str(exc))}"}
+            notice = explain(language(request), str(exc))
+            notice = {"role": "assistant", "content": f"⚠️ {render.message_markdown(notice)}"}
             yield ([*self._messages(request, conversation_id), notice], gr.skip(), gr.skip(), gr.skip(),
                    gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
@@ -94,7 +98,7 @@ class AssistantUI:
                 cards, data = live.cards, live.data
                 yield live.answer_markdown(), cards, data, live.conversation_id
         except AssistantError as exc:
-            yield f"⚠️ {render.safe_markdown(str(exc))}", cards, data, gr.skip()
+            yield f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", cards, data, gr.skip()
 
     def stopped(self, conversation_id, request: gr.Request = None):
         """Stop pressed: once the stopped turn is stored (the answer so far, with its notice), show it."""
@@ -132,8 +136,13 @@ class AssistantUI:
                     live.completed(event, annotated)
                     break
                 yield live
-        except AssistantError as exc:
-            live.notice = str(exc)
+        except AssistantError as exc:  # a kept image is named by its hash: the user knows it by its name
+            message = str(exc)
+            for ref, path in zip(refs, paths):
+                message = message.replace(ref, Path(path).name)
+            live.notice = explain(live.lang, message)
+            if message != str(exc):
+                raise InputError(message) from exc
             raise
         finally:  # answered, failed or stopped: the turn is kept as far as it got
             try:
@@ -165,8 +174,8 @@ class AssistantUI:
         images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
         not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
         if not_images:
-            raise InputError(f"Only images can be attached in the chat ({', '.join(not_images)}); add "
-                             "documents in the Knowledge base tab.")
+            raise InputError(named(", ".join(not_images), "only images can be attached in the chat; add "
+                                                         "documents in the Knowledge base tab"))
         return message.get("text") or "", images
 
     def _leave_cache(self, paths, request) -> None:
@@ -193,14 +202,14 @@ class AssistantUI:
 
     def open_page(self, request: gr.Request = None):
         """The page opens on a new conversation, with the list of earlier ones to resume."""
-        return self._list(request, None), None, [], "", Live.links(None)
+        return self._list(request, None), None, [], "", Live.links(None, language(request))
 
     def conversation_list(self, request: gr.Request = None) -> list[dict]:
         """The API's ``/conversations``: the user's conversations, newest first, with their export URLs."""
         try:
             infos = self._workspace(request).conversations.list()
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return [{"id": i.id, "title": i.title, "turns": i.turns, "updated": i.updated,
                  "export": {k: f"files/export/{i.id}.{k}" for k in ("md", "json", "zip")}} for i in infos]
 
@@ -209,7 +218,7 @@ class AssistantUI:
         try:
             self._workspace(request).conversations.delete(conversation_id)
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return self.conversation_list(request)
 
     def resume(self, conversation_id, request: gr.Request = None):
@@ -218,24 +227,24 @@ class AssistantUI:
             workspace = self._workspace(request)
             conversation = workspace.conversations.get(conversation_id)
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         last = conversation.turns[-1] if conversation.turns else None
         cards, data = render.sources_html(()), []
         if last is not None and last.sources:
             cards = render.sources_html(render.stored_sources(last.sources, workspace.thumbnail), last.cited)
             data = [{**r, "cited": r["number"] in last.cited} for r in last.sources]
-        return conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id), cards, data
+        return conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id, language(request)), cards, data
 
     def new(self, request: gr.Request = None):
-        return None, [], "", self._list(request, None), Live.links(None), render.sources_html(()), []
+        return None, [], "", self._list(request, None), Live.links(None, language(request)), render.sources_html(()), []
 
     def rename(self, conversation_id, title, request: gr.Request = None):
         if not conversation_id:
-            raise gr.Error("Ask something first: a new conversation has nothing to rename yet.")
+            raise gr.Error(explain(language(request), "Ask something first: a new conversation has nothing to rename yet."))
         try:
             info = self._workspace(request).conversations.rename(conversation_id, title or "")
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return info.title, self._list(request, conversation_id)
 
     def delete_current(self, conversation_id, request: gr.Request = None):
@@ -243,7 +252,7 @@ class AssistantUI:
             try:
                 self._workspace(request).conversations.delete(conversation_id)
             except AssistantError as exc:
-                raise gr.Error(str(exc)) from exc
+                raise gr.Error(explain(language(request), str(exc))) from exc
         return self.new(request)
 
     def _list(self, request, selected: str | None):
@@ -269,10 +278,11 @@ class AssistantUI:
             reports = self._knowledge(request, kb, write=True).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}"
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}"
         finally:
             self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
-        return render.ingest_summary(reports, words(language(request)))
+        lang = language(request)
+        return render.ingest_summary(reports, words(lang), lambda problem: explain(lang, problem))
 
     def _deleted(self, doc, kb, request) -> str:
         if not doc:
@@ -280,7 +290,7 @@ class AssistantUI:
         try:
             info = self._knowledge(request, kb, write=True).delete(doc)
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}"
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}"
         return say(language(request), "deleted_document", name=render.safe_markdown(Path(info.source).name),
                    chunks=info.chunks)
 
@@ -314,7 +324,7 @@ class AssistantUI:
         try:
             return self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k or 4))
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         finally:
             self._leave_cache([image] if image else [], request)
 
@@ -364,14 +374,14 @@ class AssistantUI:
         try:
             return [b.to_dict() for b in self._shelf(request).bases()]
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
 
     def create_base(self, title, request: gr.Request = None) -> list[dict]:
         """The API's ``/create_knowledge_base``: a new, empty one; the list with it."""
         try:
             self._shelf(request).create(title or "")
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return self.knowledge_bases(request)
 
     def rename_base(self, knowledge_base, title, request: gr.Request = None) -> list[dict]:
@@ -379,7 +389,7 @@ class AssistantUI:
             shelf = self._shelf(request)
             shelf.rename(shelf.resolve(knowledge_base), title or "")
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return self.knowledge_bases(request)
 
     def delete_base(self, knowledge_base, request: gr.Request = None) -> list[dict]:
@@ -388,7 +398,7 @@ class AssistantUI:
             shelf = self._shelf(request)
             shelf.delete(shelf.resolve(knowledge_base))
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return self.knowledge_bases(request)
 
     def use_bases(self, knowledge_bases, request: gr.Request = None) -> list[dict]:
@@ -397,7 +407,7 @@ class AssistantUI:
             shelf = self._shelf(request)
             shelf.choose([shelf.resolve(i) for i in knowledge_bases or []])
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
         return self.knowledge_bases(request)
 
     def bases_view(self, kb=None, request: gr.Request = None):
@@ -416,7 +426,7 @@ class AssistantUI:
         try:
             base = self._shelf(request).create(title or "")
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", gr.skip(), gr.skip(), gr.skip()
         return (say(language(request), "created", title=render.safe_markdown(base.title)), "", *self.bases_view(base.id, request))
 
     def rename_in_tab(self, kb, title, request: gr.Request = None):
@@ -424,7 +434,7 @@ class AssistantUI:
             shelf = self._shelf(request)
             base = shelf.rename(shelf.resolve(kb), title or "")
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", gr.skip(), gr.skip(), gr.skip()
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", gr.skip(), gr.skip(), gr.skip()
         return (say(language(request), "renamed", title=render.safe_markdown(base.title)), "", *self.bases_view(base.id, request))
 
     def ask_delete_base(self, kb, request: gr.Request = None):
@@ -437,7 +447,7 @@ class AssistantUI:
                 shelf.delete(kb_id)  # refuses, saying why
             count = len(shelf.knowledge(kb_id).documents())
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False)
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", gr.Row(visible=False)
         lang = language(request)
         what = say(lang, "its_documents", count=count) if count != 1 else say(lang, "its_document")
         return (say(lang, "ask_delete_base", title=render.safe_markdown(base.title), what=what),
@@ -459,7 +469,7 @@ class AssistantUI:
             shelf = self._shelf(request)
             title = shelf.delete(shelf.resolve(kb))
         except AssistantError as exc:
-            return f"⚠️ {render.safe_markdown(str(exc))}", gr.Row(visible=False), gr.skip(), gr.skip()
+            return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", gr.Row(visible=False), gr.skip(), gr.skip()
         return (say(language(request), "deleted_base", title=render.safe_markdown(title)), gr.Row(visible=False),
                 *self.bases_view(None, request))
 
@@ -467,7 +477,7 @@ class AssistantUI:
         try:
             self._shelf(request).choose(ids or [])
         except AssistantError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(explain(language(request), str(exc))) from exc
 
     def status(self, request: gr.Request = None):
         statuses = self.workspaces.status()
@@ -541,7 +551,7 @@ class AssistantUI:
                                          buttons=["copy", "copy_all"])  # no "share": it would publish the chat
                     box = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False,
                                                placeholder=t("chat_placeholder"), elem_id="chat-input",
-                                               submit_btn=True, stop_btn=True)
+                                               submit_btn=True, stop_btn=False)
                 with gr.Column(elem_id="chat-extras"):
                     with gr.Accordion(t("settings"), open=False, elem_id="chat-settings"):
                         options = [
@@ -563,11 +573,17 @@ class AssistantUI:
                     cards = gr.HTML(render.sources_html(()), elem_id="sources", label="sources_html",
                                     show_label=False)
                 data = gr.JSON(visible=False, label="sources")
+        # While an answer streams the send button becomes Stop, and back when it ends (as gr.ChatInterface).
+        generating = gr.MultimodalTextbox(submit_btn=False, stop_btn=True)
+        idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
+        box.submit(lambda: generating, None, [box], queue=False, api_visibility="private")
         sending = box.submit(self.send, [box, conversation, *options],
                              [chatbot, cards, data, conversation, box, chooser, exports, title],
                              api_visibility="private", show_progress_on=[chatbot])
+        sending.then(lambda: idle, None, [box], queue=False, api_visibility="private")
         box.stop(None, None, None, cancels=[sending]).then(  # then the stopped turn, with its notice
-            self.stopped, [conversation], [chatbot, cards, data], api_visibility="private")
+            self.stopped, [conversation], [chatbot, cards, data], api_visibility="private").then(
+            lambda: idle, None, [box], queue=False, api_visibility="private")
         # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
         api_answer = gr.Markdown(visible=False, label="answer")
         trigger = gr.Button(visible=False)
@@ -710,6 +726,7 @@ class Live:
     def retrieved(self, sources, notice: str | None) -> None:
         """Sources found; the loading notice stays until the first token, unless there is a notice to say."""
         self.sources, self.retrieved_yet = sources, True
+        notice = explain(self.lang, notice) if notice else None
         self.notice = notice or (LOADING if self.notice == LOADING else None)
         self.cards, self.data = render.sources_html(sources, notice=notice), render.sources_data(sources)
 
@@ -750,13 +767,13 @@ class Live:
                                                                         notice)}]
 
     @staticmethod
-    def links(conversation_id: str | None) -> str:
+    def links(conversation_id: str | None, lang: str = "en") -> str:
         if not conversation_id:
             return ""
         base = f"files/export/{conversation_id}"
-        return ("Export: " + " · ".join(f'<a href="{base}.{kind}" download>{label}</a>'
-                                        for kind, label in (("md", "Markdown"), ("json", "JSON"),
-                                                            ("zip", "ZIP with images"))))
+        return (say(lang, "export") + say(lang, "colon") + " · ".join(
+            f'<a href="{base}.{kind}" download>{say(lang, label)}</a>'
+            for kind, label in (("md", "Markdown"), ("json", "JSON"), ("zip", "ZIP with images"))))
 
 
 def _messages(conversation: Conversation) -> list[dict]:

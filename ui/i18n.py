@@ -3,6 +3,8 @@ Settings panel in the footer switches it."""
 
 from __future__ import annotations
 
+import re
+
 TRANSLATIONS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Multimodal assistant",
@@ -136,6 +138,7 @@ SERVER: dict[str, dict[str, str]] = {
         "embedders": "embedders", "parse workers": "parse workers",
         "Text": "Text", "Markdown": "Markdown", "PDF": "PDF", "Web page": "Web page", "Word": "Word",
         "Image": "Image",
+        "export": "Export", "JSON": "JSON", "ZIP with images": "ZIP with images",
     },
     "zh": {
         "loading": "模型仍在加载；加载完成后将开始回答。",
@@ -165,6 +168,7 @@ SERVER: dict[str, dict[str, str]] = {
         "Text": "文本", "Markdown": "Markdown", "PDF": "PDF", "Web page": "网页", "Word": "Word 文档",
         "Image": "图片",
         "My documents": "我的文档", "Shared library": "共享资料库",
+        "export": "导出", "JSON": "JSON", "ZIP with images": "ZIP（含图片）",
     },
 }
 
@@ -196,3 +200,109 @@ def make_i18n():
     import gradio as gr
 
     return gr.I18n(**TRANSLATIONS)
+
+
+# The product's own error messages, in Chinese. The English text is the message as raised (one wording per
+# problem, see retrieval/errors.py); a message about a file is "<name>: <problem>" and keeps its name. A
+# message not listed here (an administrator's configuration problem, a library's detail) stays English.
+_PROBLEMS_ZH: list[tuple[str, str]] = [
+    (r"the file is empty", "文件为空"),
+    (r"not a readable image \(the file is damaged, incomplete, or not an image\)",
+     "不是可读取的图片（文件已损坏、不完整或并非图片）"),
+    (r"unsupported file type '(?P<suffix>[^']*)'; supported: (?P<supported>.+)",
+     "不支持的文件类型“{suffix}”；支持的类型：{supported}"),
+    (r"this image is too large to open \((?P<mp>[\d,]+) megapixels; the limit is (?P<limit>[\d,]+) .*\)",
+     "图片过大，无法打开（{mp} 百万像素，上限为 {limit} 百万像素）"),
+    (r"the file is too large \((?P<size>[\d,]+) MB; the limit is (?P<limit>[\d,]+) MB\)",
+     "文件过大（{size} MB，上限为 {limit} MB）"),
+    (r"the file is no longer there; add it again", "文件已不存在，请重新添加"),
+    (r"the file cannot be read \((?P<detail>.*)\)", "无法读取文件（{detail}）"),
+    (r"an embedded image is empty", "文档中嵌入的一张图片为空"),
+    (r"an embedded image is unreadable \((?P<detail>.*)\)", "文档中嵌入的一张图片无法读取（{detail}）"),
+    (r"this is (?P<what>.+), not text; give it its real extension", "这是 {what}，不是文本；请使用它真实的扩展名"),
+    (r"the file contains no text", "文件中没有文本"),
+    (r"not valid UTF-16 text \(byte (?P<byte>\d+)\)", "不是有效的 UTF-16 文本（第 {byte} 字节）"),
+    (r"binary data, not text", "这是二进制数据，不是文本"),
+    (r"not text in any encoding recognised; save it as UTF-8", "无法识别文本的编码；请另存为 UTF-8"),
+    (r"the PDF is encrypted; remove the password and try again", "PDF 已加密；请移除密码后重试"),
+    (r"not a readable PDF \((?P<detail>.*)\)", "不是可读取的 PDF（{detail}）"),
+    (r"(?P<pages>\d+) pages is over the limit of (?P<limit>\d+) \((?P<var>\w+)\)",
+     "共 {pages} 页，超过了 {limit} 页的上限（{var}）"),
+    (r"the PDF has no text and no pages that render", "PDF 中既没有文本，也没有可以渲染的页面"),
+    (r"not readable HTML \((?P<detail>.*)\)", "不是可读取的 HTML（{detail}）"),
+    (r"no readable text in the page", "网页中没有可读取的文本"),
+    (r"not a readable Word document \((?P<detail>.*)\)", "不是可读取的 Word 文档（{detail}）"),
+    (r"the document has no text and no images", "文档中既没有文本也没有图片"),
+    (r"nothing to index \(no text, no images\)", "没有可以索引的内容（没有文本，也没有图片）"),
+    (r"only images can be attached in the chat; add documents in the Knowledge base tab",
+     "对话中只能附加图片；文档请在“知识库”标签页中添加"),
+]
+
+_MESSAGES_ZH: list[tuple[str, str]] = [
+    (r"Type a question or add an image\.", "请输入问题或添加图片。"),
+    (r"Sign in first\.", "请先登录。"),
+    (r"Sign in with Hugging Face first \(the button at the top\)\.", "请先使用 Hugging Face 登录（页面顶部的按钮）。"),
+    (r"This account no longer exists; sign out\.", "此账户已不存在；请退出登录。"),
+    (r"The app is shutting down\.", "应用正在关闭。"),
+    (r"A knowledge base needs a name\.", "知识库需要一个名称。"),
+    (r"A knowledge base's name can have at most (?P<most>\d+) characters \((?P<given>\d+) given\)\.",
+     "知识库名称最多 {most} 个字符（现有 {given} 个）。"),
+    (r"There is no knowledge base '(?P<name>.*)'\. Yours: (?P<yours>.*)\.",
+     "没有名为“{name}”的知识库。您的知识库：{yours}。"),
+    (r"There is no knowledge base '(?P<name>.*)'\.", "没有知识库“{name}”。"),
+    (r"'(?P<name>.*)' is not a knowledge base id", "“{name}”不是知识库的 ID"),
+    (r"At most (?P<most>\d+) knowledge bases: delete one first\.", "最多只能有 {most} 个知识库：请先删除一个。"),
+    (r"You already have a knowledge base called '(?P<name>.*)'\.", "您已经有一个名为“{name}”的知识库。"),
+    (r"'(?P<name>.*)' is the shared library's name: choose another\.", "“{name}”是共享资料库的名称：请换一个名称。"),
+    (r"The first knowledge base cannot be deleted: delete its documents, or rename it\.",
+     "第一个知识库不能删除：可以删除其中的文档，或为它重命名。"),
+    (r"The shared library is managed by an administrator\.", "共享资料库由管理员管理。"),
+    (r"The shared library keeps its name\.", "共享资料库的名称不能修改。"),
+    (r"This app has one knowledge base per user\.", "此应用中每位用户只有一个知识库。"),
+    (r"There is no shared library here \(it exists when users sign in\)\.", "这里没有共享资料库（用户登录时才有）。"),
+    (r"Only an administrator can add documents to the shared library or delete them; you can search it and "
+     r"ask about it\.", "只有管理员可以向共享资料库添加或删除文档；您可以检索它并就其内容提问。"),
+    (r"No document with id or name '(?P<doc>.*)' in the knowledge base", "知识库中没有 ID 或名称为“{doc}”的文档"),
+    (r"'(?P<doc>.*)' names (?P<count>\d+) documents; give one of their ids: (?P<ids>.*)",
+     "“{doc}”对应 {count} 个文档；请给出其中一个 ID：{ids}"),
+    (r"The knowledge base is turned off \((?P<var>[^)]*)\)\.", "知识库已关闭（{var}）。"),
+    (r"The knowledge base has been closed \(the app is shutting down\)\.", "知识库已关闭（应用正在关闭）。"),
+    (r"Knowledge base unavailable: (?P<detail>.*)", "知识库不可用：{detail}"),
+    (r"A conversation's title cannot be empty\.", "会话标题不能为空。"),
+    (r"A conversation's title can have at most (?P<most>\d+) characters \((?P<given>\d+) given\)\.",
+     "会话标题最多 {most} 个字符（现有 {given} 个）。"),
+    (r"There is no such conversation \(it may have been deleted\)\.", "没有这个会话（它可能已被删除）。"),
+    (r"This conversation has no such image \(it may have been deleted\)\.", "此会话中没有这张图片（它可能已被删除）。"),
+    (r"That is not a reference to an image of this conversation\.", "这不是此会话中图片的引用。"),
+    (r"Only images can be kept in a conversation \((?P<name>.*)\)\.", "会话中只能保存图片（{name}）。"),
+    (r"The image (?P<name>.*) cannot be read \((?P<detail>.*)\)\.", "图片 {name} 无法读取（{detail}）。"),
+    (r"Ask something first: a new conversation has nothing to rename yet\.", "请先提问：新会话还没有可以重命名的内容。"),
+    (r"The model server at (?P<url>\S+) did not answer in time\.", "模型服务器 {url} 未能及时响应。"),
+]
+
+_COMPILED: dict[str, list[tuple[re.Pattern, str]]] = {}
+
+
+def _table(rows: list[tuple[str, str]]) -> list[tuple[re.Pattern, str]]:
+    return [(re.compile(pattern + r"\Z", re.S), template) for pattern, template in rows]
+
+
+def explain(lang: str, message: str) -> str:
+    """The product's error ``message`` in ``lang``: Chinese where it is one of the product's own (a file's
+    name kept as it is), otherwise as it was raised."""
+    if lang != "zh" or not message:
+        return message
+    if not _COMPILED:
+        _COMPILED.update(problems=_table(_PROBLEMS_ZH), messages=_table(_MESSAGES_ZH))
+    for pattern, template in _COMPILED["messages"]:
+        if m := pattern.match(message):
+            return template.format(**m.groupdict())
+    for pattern, template in _COMPILED["problems"]:  # the problem alone (a report line names the file)
+        if m := pattern.match(message):
+            return template.format(**m.groupdict())
+    names = [i for i in range(len(message)) if message.startswith(": ", i)]
+    for cut in names:  # "<name>: <problem>", the name possibly holding ": " itself
+        for pattern, template in _COMPILED["problems"]:
+            if m := pattern.match(message, cut + 2):
+                return f"{message[:cut]}：{template.format(**m.groupdict())}"
+    return message

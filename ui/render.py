@@ -21,7 +21,13 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _JS_LINK = re.compile(r"\]\(\s*(?:javascript|data|vbscript):", re.I)
 
 
-def safe_markdown(text: str, n_sources: int = 0) -> str:
+def message_markdown(text: str) -> str:
+    """A message the product wrote (a status, an error, a notice), made inert, its ``~`` kept literal
+    (``~/.cache`` twice on a line must not strike the text between them through)."""
+    return safe_markdown(text, literal_tildes=True)
+
+
+def safe_markdown(text: str, n_sources: int = 0, *, literal_tildes: bool = False) -> str:
     """Markdown from the model (or any text we did not write), made inert, with each valid ``[n]``
     linked to source card n.
 
@@ -33,6 +39,8 @@ def safe_markdown(text: str, n_sources: int = 0) -> str:
     for i in range(0, len(parts), 2):  # even parts are outside code
         prose = parts[i].replace("<", "&lt;").replace("![", "!\\[")
         prose = _JS_LINK.sub("](#", prose)
+        if literal_tildes:
+            prose = prose.replace("~", "\\~")
         parts[i] = _CITATION.sub(lambda m: _cite(m, n_sources), prose)
     return "".join(parts)
 
@@ -119,7 +127,7 @@ def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (),
     parts = [safe_markdown(answer, n_sources)] if answer else []
     parts += [f'<img class="chat-image located" src="{html.escape(u)}" alt="located">' for u in annotated_urls]
     if notice:
-        parts.append(f"⚠️ {safe_markdown(notice)}")
+        parts.append(f"⚠️ {message_markdown(notice)}")
     return "\n\n".join(parts) or "…"
 
 
@@ -198,7 +206,7 @@ def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None
 
     def line(s: LoadStatus) -> str:
         if s.state == "failed" or words is None:
-            return safe_markdown(s.message)
+            return message_markdown(s.message)
         detail = s.message.split(": ", 1)[1] if s.state == "loading" and ": " in s.message else say(states[s.state])
         if s.state == "loading":
             detail = detail.replace("loading", say("loading_state"))
@@ -247,14 +255,16 @@ def _date(when: float | None, *, iso: bool = False) -> str:
     return moment.isoformat(timespec="seconds") if iso else moment.strftime("%Y-%m-%d %H:%M")
 
 
-def ingest_summary(reports, words: Callable[..., str] | None = None) -> str:
+def ingest_summary(reports, words: Callable[..., str] | None = None,
+                   explain: Callable[[str], str] = str) -> str:
+    """The ingest report: a line per file; ``explain`` puts a file's problem in the reader's language."""
     say = words or _english
     if not reports:
         return say("choose_files")
     from retrieval.errors import without_name  # an error names its file; the line names it once
 
     lines = [f"- **{say(r.status)}** {safe_markdown(r.source)}"
-             + (f": {safe_markdown(without_name(r.error, r.source))}" if r.error
+             + (f"{say('colon')}{message_markdown(explain(without_name(r.error, r.source)))}" if r.error
                 else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})") for r in reports]
     ok = sum(r.ok for r in reports)
     return say("files_in_kb", ok=ok, total=len(reports)) + "\n\n" + "\n".join(lines)

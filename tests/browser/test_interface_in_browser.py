@@ -122,10 +122,14 @@ def test_stop_is_visible_while_streaming_and_stops(page, served):
     with served(model) as url:
         page.goto(url)
         box = page.locator("#chat-input textarea")
+        stop = page.locator("#chat-input button.stop-button")
+        send = page.locator("#chat-input button.submit-button")
+        send.wait_for(state="visible", timeout=20_000)
+        assert stop.count() == 0 or not stop.is_visible()  # idle: Send, no Stop
         box.fill("Tell me a long story.")
         box.press("Enter")
-        stop = page.locator("#chat-input button.stop-button")
         stop.wait_for(state="visible", timeout=20_000)
+        assert send.count() == 0 or not send.is_visible()  # while it streams Stop takes Send's place
         page.locator(BOT).last.get_by_text("word3").wait_for(timeout=20_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "stop-while-streaming.png"))
@@ -135,6 +139,8 @@ def test_stop_is_visible_while_streaming_and_stops(page, served):
         page.wait_for_timeout(1000)
         assert model.pieces_sent == sent and sent < 400
         page.locator(BOT).last.get_by_text("Stopped").wait_for(timeout=30_000)
+        send.wait_for(state="visible", timeout=20_000)  # idle again: Send is back, Stop gone
+        stop.wait_for(state="hidden", timeout=20_000)
 
 
 def test_empty_question_does_nothing_and_clear_clears_the_sources(page, served, tmp_path):
@@ -172,6 +178,8 @@ def test_the_loading_notice_stays_until_the_first_token(page, served, tmp_path):
         gate.set()
         page.locator(BOT).last.get_by_text("Hourly").wait_for(timeout=30_000)
         assert "still loading" not in page.locator(BOT).last.inner_text()
+        page.locator("#chat-input button.submit-button").wait_for(state="visible", timeout=20_000)
+        assert not page.locator("#chat-input button.stop-button").is_visible()  # answered: Send is back
     gate.set()
 
 
