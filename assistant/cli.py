@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.errors import AssistantError, InputError
+from assistant.models import presets
+from assistant.models.presets import PRESETS
 from assistant.settings import Settings, settings_or_exit
 
 
@@ -34,7 +36,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("docs", help="list the documents in the knowledge base")
     delete = sub.add_parser("delete", help="delete a document and everything it produced")
     delete.add_argument("doc_id", metavar="DOC", help="document id, source path, or file name")
-    sub.add_parser("download", help="fetch the configured models into the Hugging Face cache")
+    download = sub.add_parser("download", help="fetch the configured models (or a preset's) into the Hugging "
+                              "Face cache, for a machine without network; the sizes are shown first")
+    download.add_argument("--preset", help="the preset's model instead of the configured one: "
+                          + ", ".join(PRESETS))
     evaluate = sub.add_parser("eval", help="retrieval quality on a labelled set: hit@k and MRR per direction")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true")
@@ -202,25 +207,57 @@ def cmd_delete(args, session: Session) -> int:
 
 
 def cmd_download(args, session: Session) -> int:
-    """Fetch models ahead of time, for machines that will run without network (air-gapped sites)."""
+    """Fetch models ahead of time, for machines that will run without network (air-gapped sites): the
+    model (a preset's, the configured one, or both defaults) and the embedders. Sizes first, then terms."""
     settings = session.settings
     from huggingface_hub import snapshot_download
 
-    from assistant.composition import default_checkpoint
+    from assistant.composition import chosen_checkpoint, default_checkpoint
 
-    checkpoints = [settings.model.checkpoint] if settings.model.checkpoint else [
-        default_checkpoint(True), default_checkpoint(False)]
+    if args.preset:
+        chosen = presets.preset(args.preset)
+        checkpoints = [chosen.checkpoint]
+    elif settings.model.checkpoint or settings.model.preset:
+        checkpoints = [chosen_checkpoint(settings, cuda_available=True)]
+    else:
+        checkpoints = [default_checkpoint(True), default_checkpoint(False)]
     embedders = [e for e in (settings.retrieval.embedder, settings.retrieval.text_embedder) if e]
-    for checkpoint in [*checkpoints, *embedders]:
-        if Path(checkpoint).expanduser().is_dir():
-            print(f"{checkpoint}: local folder, nothing to download")
-            continue
-        _check_hub()
+    wanted = [c for c in [*checkpoints, *embedders] if not Path(c).expanduser().is_dir()]
+    for local in [c for c in [*checkpoints, *embedders] if c not in wanted]:
+        print(f"{local}: local folder, nothing to download")
+    if not wanted:
+        return 0
+    _check_hub()
+    sizes = {c: _download_size(c) for c in wanted}
+    for checkpoint, size in sizes.items():
+        known = presets.for_checkpoint(checkpoint)
+        licence = f" ({known.licence})" if known else ""
+        print(f"{checkpoint}{licence}: {_gigabytes(size)}")
+    print(f"total: {_gigabytes(sum(sizes.values()))}", flush=True)
+    for checkpoint in wanted:
+        known = presets.for_checkpoint(checkpoint)
+        if known is not None and known.terms:
+            print(f"\n{known.terms}\n", flush=True)
         try:
-            print(f"{checkpoint}: {snapshot_download(checkpoint)}")
+            print(f"{checkpoint}: {snapshot_download(checkpoint)}", flush=True)
         except Exception as exc:  # network and hub errors come in many types; name the model and stop
             raise AssistantError(f"Could not download '{checkpoint}': {exc}") from exc
     return 0
+
+
+def _download_size(checkpoint: str) -> int:
+    """The bytes of a hub model's files (what ``snapshot_download`` fetches)."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(checkpoint, files_metadata=True)
+    except Exception as exc:  # noqa: BLE001  no such model, a gated one, the hub's error
+        raise AssistantError(f"Could not look up '{checkpoint}' on the hub: {exc}") from exc
+    return sum(s.size or 0 for s in info.siblings or [])
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
 
 
 def _check_hub() -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import threading
 
+from assistant import loading
 from assistant.accounts import UsersFile, normalise_name
+from assistant.errors import ConfigurationError
 from assistant.knowledge import Knowledge, translated_errors
 from assistant.lifecycle import Ready
 from assistant.loading import Background
+from assistant.models import presets
 from assistant.models.base import LazyModel
 from assistant.pipeline import AnswerPipeline
 from assistant.settings import CPU_DEFAULT_CHECKPOINT, GPU_DEFAULT_CHECKPOINT, Settings
@@ -36,26 +39,43 @@ def default_checkpoint(cuda_available: bool) -> str:
     return GPU_DEFAULT_CHECKPOINT if cuda_available else CPU_DEFAULT_CHECKPOINT
 
 
+def chosen_checkpoint(settings: Settings, cuda_available: bool | None = None) -> str:
+    """The model to load: ``ASSISTANT_MODEL__CHECKPOINT``, else the preset's, else the default for this
+    machine (a CUDA GPU or not; asked only when needed)."""
+    s = settings.model
+    if s.checkpoint and s.preset:
+        raise ConfigurationError("Set ASSISTANT_MODEL__PRESET or ASSISTANT_MODEL__CHECKPOINT, not both "
+                                 f"(they are {s.preset!r} and {s.checkpoint!r}).")
+    if s.checkpoint:
+        return s.checkpoint
+    if s.preset:
+        return presets.preset(s.preset).checkpoint
+    return default_checkpoint(_cuda_available() if cuda_available is None else cuda_available)
+
+
 def build_model(settings: Settings):
     s = settings.model
+    boxes = None if s.boxes == "auto" else s.boxes
     if s.backend == "openai":
         from assistant.models.openai_endpoint import OpenAIEndpointModel
 
         key = s.api_key.get_secret_value() if s.api_key else None
-        return OpenAIEndpointModel(s.endpoint, s.checkpoint or GPU_DEFAULT_CHECKPOINT, api_key=key,
-                                   max_pixels=s.max_pixels)
+        return OpenAIEndpointModel(s.endpoint, chosen_checkpoint(settings, cuda_available=True), api_key=key,
+                                   max_pixels=s.max_pixels, boxes=boxes)
     from assistant.models.transformers_backend import LoadPlan, TransformersVisionModel
+
+    chosen_checkpoint(settings, cuda_available=False)  # a conflict is refused now, not in the loader thread
 
     def load():
         _import_transformers()
-        checkpoint = s.checkpoint or default_checkpoint(_cuda_available())
-        plan = LoadPlan.resolve(checkpoint, device=s.device, dtype=s.dtype,
+        plan = LoadPlan.resolve(chosen_checkpoint(settings), device=s.device, dtype=s.dtype,
                                 quantization=s.quantization, double_quant=s.double_quant,
                                 decoder=s.decoder, int4_group_size=s.int4_group_size)
         return TransformersVisionModel.from_pretrained(plan, max_pixels=s.max_pixels,
-                                                       max_context_tokens=s.max_context_tokens)
+                                                       max_context_tokens=s.max_context_tokens, boxes=boxes)
 
-    return LazyModel(s.checkpoint or "default model", Background("model", load, close=lambda m: m.close()))
+    name = s.checkpoint or (presets.preset(s.preset).checkpoint if s.preset else "default model")
+    return LazyModel(name, Background("model", load, close=lambda m: m.close()))
 
 
 def load_embedders(settings: Settings):
@@ -82,7 +102,12 @@ def _store_options(settings: Settings, user: str | None = None, kb: str = DEFAUL
         collection += f"-KB-{kb.removeprefix('kb-')}" if kb != DEFAULT else ""
     return dict(collection=collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
                 chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
-                chroma_url=r.chroma_url or None)
+                chroma_url=r.chroma_url or None, progress=_reembedding)
+
+
+def _reembedding(done: int, total: int) -> None:
+    """A knowledge base re-embedded for a new embedder: its status line says how far it is."""
+    loading.report(f"re-embedding for the new embedder, {done} of {total} passages")
 
 
 def open_knowledge_base(settings: Settings, *, write: bool = True, user: str | None = None, kb: str = DEFAULT):

@@ -31,13 +31,14 @@ class Capabilities:
 
     - ``streams``: the answer arrives in pieces (else as one).
     - ``images``: turns may carry images.
-    - ``grounding_frame``: the model answers boxes in pixel coordinates of the image as it saw it, and
-      ``image_frame(path)`` gives that frame; without it boxes are drawn on the original image's frame.
+    - ``boxes``: how its answers give boxes (``{"bbox_2d": [x1, y1, x2, y2]}``): ``pixels`` of the image as
+      the model saw it (``image_frame(path)`` gives that frame), ``relative-1000`` (0-1000 of width and
+      height), ``image`` (pixels of the image as sent), ``none`` (boxes are not drawn).
     """
 
     streams: bool = True
     images: bool = True
-    grounding_frame: bool = False
+    boxes: str = "image"
 
 
 class Ready:

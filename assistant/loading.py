@@ -24,6 +24,19 @@ class LoadStatus:
     message: str
 
 
+_running = threading.local()  # the Background whose factory runs in this thread
+
+
+def report(detail: str) -> None:
+    """Say what a load is doing (re-embedding 120 of 500 chunks...), from inside its factory; its status
+    line shows it. Elsewhere it does nothing."""
+    loader = getattr(_running, "loader", None)
+    if loader is not None:
+        loader._detail = detail
+    else:
+        log.info("%s", detail)
+
+
 class Background(Generic[T]):
     def __init__(self, label: str, factory: Callable[[], T], *, close: Callable[[T], None] | None = None):
         self.label = label
@@ -35,6 +48,7 @@ class Background(Generic[T]):
         self._value: T | None = None
         self._error: AssistantError | None = None
         self._started_at = 0.0
+        self._detail: str | None = None  # what the load is doing, when it says (``report``)
         self._thread: threading.Thread | None = None
 
     def start(self) -> Background[T]:
@@ -77,12 +91,14 @@ class Background(Generic[T]):
     def status(self) -> LoadStatus:
         if self._state == "loading":
             elapsed = time.monotonic() - self._started_at
-            return LoadStatus(self.label, "loading", f"{self.label}: loading ({elapsed:.0f} s)")
+            doing = f"loading, {self._detail}" if self._detail else "loading"
+            return LoadStatus(self.label, "loading", f"{self.label}: {doing} ({elapsed:.0f} s)")
         if self._state == "failed":
             return LoadStatus(self.label, "failed", str(self._error))
         return LoadStatus(self.label, self._state, f"{self.label}: {self._state}")
 
     def _run(self) -> None:
+        _running.loader = self
         try:
             value = self._factory()
         except AssistantError as exc:
@@ -94,4 +110,5 @@ class Background(Generic[T]):
         else:
             self._value, self._state = value, "ready"
         finally:
+            _running.loader = None
             self._done.set()

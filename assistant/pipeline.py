@@ -141,11 +141,13 @@ class AnswerPipeline:
 
     def _annotate(self, text: str, request: ChatRequest) -> tuple[Path, ...]:
         """Boxes in the answer, drawn on the image the question was about (the last one sent)."""
-        boxes = parse_boxes(text) if request.images else []
+        convention = self.model.capabilities.boxes
+        boxes = parse_boxes(text) if request.images and convention != "none" else []
         if not boxes:
             return ()
         image = request.images[-1]
-        frame = self.model.image_frame(image) if self.model.capabilities.grounding_frame else None
+        frame = {"pixels": lambda: self.model.image_frame(image), "relative-1000": lambda: (1000, 1000)}.get(
+            convention, lambda: None)()
         frame = frame or load_image(image, DRAW_MAX_PIXELS).size
         out_dir = self.annotations_dir or Path(tempfile.gettempdir()) / "assistant-annotations"
         out = out_dir / f"{uuid.uuid4().hex}.png"

@@ -9,16 +9,16 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-VL-3B-Instruct"
+GPU_DEFAULT_CHECKPOINT = "Qwen/Qwen3-VL-4B-Instruct"  # Apache-2.0 (assistant/models/presets.py)
 CPU_DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolVLM-256M-Instruct"
-DEFAULT_EMBEDDER = "google/siglip-base-patch16-256-multilingual"
+DEFAULT_EMBEDDER = "google/siglip2-base-patch16-256"  # SigLIP 2: multilingual, Apache-2.0
 DEFAULT_TEXT_EMBEDDER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 
 
@@ -29,9 +29,18 @@ class ModelSettings(BaseModel):
     endpoint: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible server "
                           "(the `openai` backend).")
     api_key: SecretStr | None = Field(None, description="Bearer token for that server, if it wants one.")
+    preset: str | None = Field(
+        None, description="A model by name, with its licence shown: `qwen3-vl-2b`, `qwen3-vl-4b`, `qwen3-vl-8b`, "
+        "`qwen2.5-vl-7b`, `qwen2.5-vl-3b`, `gemma-4-e4b`, `smolvlm2-2.2b`, `smolvlm2-256m`, `smolvlm-256m`, "
+        "`medgemma-4b` (opt-in, its own terms). The README's model table compares them. Not together with "
+        "`ASSISTANT_MODEL__CHECKPOINT`.")
     checkpoint: str | None = Field(
         None, description=f"Hub id or local folder of the vision-language model. Default: "
-        f"`{GPU_DEFAULT_CHECKPOINT}` with CUDA, `{CPU_DEFAULT_CHECKPOINT}` without.")
+        f"`{GPU_DEFAULT_CHECKPOINT}` (preset `qwen3-vl-4b`) with CUDA, `{CPU_DEFAULT_CHECKPOINT}` without.")
+    boxes: Literal["auto", "pixels", "relative-1000", "none"] = Field(
+        "auto", description="How the model's answers give boxes (`bbox_2d`): `pixels` of the image as it saw "
+        "it (Qwen2-VL, Qwen2.5-VL), `relative-1000` (0-1000 of width and height: Qwen3-VL), `none` (not "
+        "drawn). `auto`: from the model family (a served model's name, for the `openai` backend).")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="Where the model runs.")
     quantization: Literal["auto", "none", "int4", "4bit", "8bit"] = Field(
         "auto", description="`auto`: `int4` on CUDA GPUs of compute capability 8.0+ (A100, A10G, L4, H100), "
@@ -60,15 +69,30 @@ class ModelSettings(BaseModel):
                                     "oldest turns are dropped to fit; a question that alone exceeds it is refused.")
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Default sampling temperature; 0 is greedy.")
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        from assistant.models.presets import PRESETS
+
+        if value is None or not value.strip():
+            return None
+        if value.strip().lower() not in PRESETS:
+            raise ValueError(f"not a preset; the presets are {', '.join(PRESETS)}")
+        return value.strip().lower()
+
 
 class RetrievalSettings(BaseModel):
     enabled: bool = Field(True, description="Use the knowledge base when answering.")
-    embedder: str = Field(DEFAULT_EMBEDDER, description="CLIP/SigLIP-family checkpoint or folder that "
-                          "embeds text and images into one space. Empty: no cross-modal space (images are "
-                          "then found by their OCR text and captions only).")
+    embedder: str = Field(DEFAULT_EMBEDDER, description="CLIP/SigLIP/SigLIP 2-family checkpoint or folder "
+                          "that embeds text and images into one space (the default: SigLIP 2, multilingual, "
+                          "Apache-2.0; `google/siglip-base-patch16-256-multilingual` was the default before). "
+                          "Changing it re-embeds an existing knowledge base from its record when it next opens, "
+                          "its progress on the status line. Empty: no cross-modal space (images are then found "
+                          "by their OCR text and captions only).")
     text_embedder: str = Field(DEFAULT_TEXT_EMBEDDER, description="Sentence encoder for passages (a "
-                               "multilingual default; `all-MiniLM-L6-v2` is English-only). Empty: none, "
-                               "passages are then found by the cross-modal space and BM25 alone.")
+                               "multilingual default; `all-MiniLM-L6-v2` is English-only). Changing it re-embeds "
+                               "an existing knowledge base as the embedder does. Empty: none, passages are then "
+                               "found by the cross-modal space and BM25 alone.")
     collection: str = Field("knowledge", min_length=3, description="Chroma collection name prefix.")
     chroma_url: str = Field("", description="URL of a Chroma server (`chroma run --path DIR --port 8000`) "
                             "holding the vector index, so that several app processes on one host share one "

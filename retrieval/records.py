@@ -51,6 +51,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row')
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 DOCUMENT_COLUMNS = "doc_id, source, kind, chunks, added_at, bytes, pages"  # DocumentInfo's fields in order
+STAGED = ".staged"  # suffix of a space's vectors being rebuilt for a new embedder (retrieval/reembed.py)
 SCRUB_PENDING = "scrub_pending"  # meta key: a delete whose traces have not all been removed yet
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for a lock before giving up
 CHECKPOINT_WAIT = 1.0  # seconds one checkpoint waits for readers to leave the log
@@ -166,6 +167,35 @@ class Records:
                                     (c.id, space, np.asarray(vector, dtype=np.float32).tobytes()))
                 if e.lexical and c.text.strip():
                     self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, " ".join(tokens(c.text))))
+
+    def stage_vectors(self, space: str, ids: Sequence[str], vectors) -> None:
+        """Vectors for ``space`` written beside the live ones (as ``space + STAGED``), one batch at a time,
+        until ``swap_staged`` makes them live; a crash in between leaves the live ones as they were."""
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                [(i, space + STAGED, np.asarray(v, dtype=np.float32).tobytes())
+                                 for i, v in zip(ids, vectors)])
+
+    def drop_staged(self) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM vectors WHERE space LIKE ?", (f"%{STAGED}",))
+
+    def swap_staged(self, spaces: Sequence[str], meta: dict[str, str]) -> None:
+        """In one transaction: each space's staged vectors replace its live ones (a space staged with
+        nothing ends empty), and ``meta`` (which embedders made them) is written."""
+        with self._transaction():
+            for space in spaces:
+                self.db.execute("DELETE FROM vectors WHERE space = ?", (space,))
+                self.db.execute("UPDATE vectors SET space = ? WHERE space = ?", (space, space + STAGED))
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+
+    def all_chunks(self, batch: int = 256) -> Iterator[list[tuple[str, str, str, str | None]]]:
+        """Every chunk as (id, kind, text, thumbnail), in batches, by id."""
+        last = ""
+        while rows := self.read.execute("SELECT id, kind, text, thumbnail FROM chunks WHERE id > ? ORDER BY id "
+                                        "LIMIT ?", (last, batch)).fetchall():
+            yield [tuple(r) for r in rows]
+            last = rows[-1][0]
 
     def chunk_ids(self, doc_id: str) -> list[str]:
         return [r[0] for r in self.read.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]

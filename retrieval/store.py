@@ -49,6 +49,7 @@ from retrieval.errors import (
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.index import CLEAN_MARKER, ExactIndex, VectorIndex
 from retrieval.records import Entry, Records
+from retrieval.reembed import HEAD_CHARS, Progress, changed_spaces, reembed
 from retrieval.types import Chunk, DocumentInfo, Hit, IngestReport
 from retrieval.worker import ParsePool
 
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 STAGES = ("parse", "OCR", "embed", "store")
-HEAD_CHARS = 300  # the part of a text chunk the cross-modal space sees (CLIP reads 77 tokens)
 
 
 class KnowledgeBase:
@@ -89,7 +89,9 @@ class KnowledgeBase:
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
              collection: str = "knowledge", ef_search: int = 512, parser=None,
              max_store_bytes: int = 20 * 10**9, chroma_url: str | None = None, write_wait: float = 600.0,
-             **options) -> KnowledgeBase:
+             progress: Progress | None = None, **options) -> KnowledgeBase:
+        """Open to write. A knowledge base built with other embedders is re-embedded from its record first
+        (``progress(done, total)`` is told as it goes), unless its index is a shared server's."""
         from filelock import FileLock
 
         data_dir = Path(data_dir)
@@ -99,6 +101,10 @@ class KnowledgeBase:
         _acquire(lock, data_dir, write_wait if shared else 0, shared)
         try:
             records = Records(data_dir / "records.sqlite3")
+            changed = changed_spaces(records, embedder, text_embedder) if not shared else {}
+            if changed:
+                reembed(records, data_dir / "files", embedder, text_embedder, changed, progress)
+                shutil.rmtree(data_dir / "chroma", ignore_errors=True)  # derived: refilled below from the record
             _check_embedders(records, embedder, text_embedder, data_dir)
             marker = data_dir / CLEAN_MARKER
             index = VectorIndex(data_dir / "chroma", collection=collection, ef_search=ef_search,

@@ -482,7 +482,10 @@ class AssistantUI:
     def status(self, request: gr.Request = None):
         statuses = self.workspaces.status()
         settled = all(s.state in ("ready", "failed") for s in statuses)
-        return render.status_markdown(statuses, words(language(request))), gr.Timer(active=not settled)
+        text = render.status_markdown(statuses, words(language(request)))
+        if self._model_ready():  # which model answers, under which licence (and terms of its own)
+            text += "  \n" + render.model_note(self._model_name() or "", words(language(request)))
+        return text, gr.Timer(active=not settled)
 
     def account(self, request: gr.Request):
         """Who is signed in, with the way out; nothing in local mode."""

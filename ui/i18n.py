@@ -139,6 +139,7 @@ SERVER: dict[str, dict[str, str]] = {
         "Text": "Text", "Markdown": "Markdown", "PDF": "PDF", "Web page": "Web page", "Word": "Word",
         "Image": "Image",
         "export": "Export", "JSON": "JSON", "ZIP with images": "ZIP with images",
+        "answers": "Answers from", "terms": "Terms of this model",
     },
     "zh": {
         "loading": "模型仍在加载；加载完成后将开始回答。",
@@ -169,6 +170,7 @@ SERVER: dict[str, dict[str, str]] = {
         "Image": "图片",
         "My documents": "我的文档", "Shared library": "共享资料库",
         "export": "导出", "JSON": "JSON", "ZIP with images": "ZIP（含图片）",
+        "answers": "回答模型", "terms": "此模型的使用条款",
     },
 }
 

@@ -215,6 +215,19 @@ def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None
     return "  \n".join(f'<span class="state {s.state}">●</span> {line(s)}' for s in statuses)
 
 
+def model_note(name: str, words: Callable[..., str] | None = None) -> str:
+    """The model that answers, with its licence when it is a preset's, and terms of its own in full."""
+    from assistant.models.presets import for_checkpoint
+
+    say = words or _english
+    known = for_checkpoint(name)
+    line = f"{say('answers')}{say('colon')}`{safe_markdown(name)}`"
+    if known is None:
+        return line
+    line += f" · [{known.licence}]({known.licence_url})"
+    return line + (f"  \n**{say('terms')}**{say('colon')}{message_markdown(known.terms)}" if known.terms else "")
+
+
 KINDS = {"text": "Text", "markdown": "Markdown", "pdf": "PDF", "html": "Web page", "docx": "Word",
          "image": "Image"}
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from assistant.errors import AssistantError
 from assistant.lifecycle import Capabilities, Component, Loaded
 from assistant.loading import Background
 from assistant.types import ChatTurn, GenerationParams
@@ -16,7 +17,7 @@ class VisionChatModel(Component, Protocol):
     """Streams an answer to a conversation whose turns may carry images.
 
     Closing the returned iterator stops generation (the Stop button). ``capabilities`` declares what the
-    model can do; with ``grounding_frame``, ``image_frame(path) -> (width, height)`` is the pixel frame its
+    model can do; with ``boxes="pixels"``, ``image_frame(path) -> (width, height)`` is the pixel frame its
     box coordinates refer to. A model is a ``Component``: ``start``, ``status``, ``close``.
     """
 
@@ -32,8 +33,19 @@ class LazyModel(Loaded):
     """A ``VisionChatModel`` whose backend loads in the background; ``stream`` waits for it."""
 
     def __init__(self, name: str, loader: Background[VisionChatModel]):
-        self.name = name
+        self._name = name
         self.loader = loader
+
+    @property
+    def name(self) -> str:
+        """The checkpoint it loaded, once it has (the default depends on the machine); before that, the
+        name it was given."""
+        if self.loader.ready:
+            try:
+                return getattr(self.loader.get(0), "name", self._name)
+            except (AssistantError, TimeoutError):  # closed meanwhile
+                pass
+        return self._name
 
     @property
     def capabilities(self) -> Capabilities:

@@ -12,29 +12,32 @@ from collections.abc import Iterator, Sequence
 from assistant.errors import GenerationError
 from assistant.images import load_image
 from assistant.lifecycle import Capabilities, Ready
+from assistant.models.presets import box_convention, qwen_resized
 from assistant.types import ChatTurn, GenerationParams
 
 
 class OpenAIEndpointModel(Ready):
     """Ready when built: the server is asked nothing until the first question (it may start later)."""
 
-    capabilities = Capabilities()  # boxes, if any, are drawn on the original image's frame
-
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 300.0,
-                 max_pixels: int = 1024 * 28 * 28, client=None):
+                 max_pixels: int = 1024 * 28 * 28, client=None, boxes: str | None = None):
         import httpx
 
         self.base_url = base_url.rstrip("/")
         self.name = model
         self.max_pixels = max_pixels
+        # The server's model is known by name only: its family's box convention, unless the settings say.
+        self.capabilities = Capabilities(boxes=boxes or box_convention(None, model))
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers)
 
     def close(self) -> None:
         self.client.close()
 
-    def image_frame(self, image) -> None:
-        return None
+    def image_frame(self, image) -> tuple[int, int]:
+        """The frame of a pixel-convention model's boxes: the image as sent (reduced to ``max_pixels``), then
+        as the server's Qwen2-VL-family processor resizes it (sides rounded to multiples of 28)."""
+        return qwen_resized(*load_image(image, self.max_pixels).size)
 
     def stream(self, turns: Sequence[ChatTurn], params: GenerationParams) -> Iterator[str]:
         body = {"model": self.name, "messages": [self._message(t) for t in turns], "stream": True,

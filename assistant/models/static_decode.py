@@ -1,5 +1,7 @@
-"""Fast answers from the Qwen2-VL family (Qwen2-VL, Qwen2.5-VL): a decoder of our own over the model's
-weights, instead of ``generate``.
+"""Fast answers from the Qwen2-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): a decoder of our own over the
+model's weights, instead of ``generate``. Qwen3-VL adds per-head q/k norms, interleaved M-RoPE (the
+model's own rotary module computes it) and DeepStack visual features added after the first layers during
+the prefill.
 
 Plain ``generate`` spends most of a decode step in Python: per layer a dozen small modules, a growing
 cache, logits processors, a stopping check. Here the language model's linears are fused (q|k|v, gate|up)
@@ -38,7 +40,7 @@ from torch import nn
 from assistant.models.int4 import DENSE_ABOVE_ROWS, Int4Linear, group_size_for, int4_matmul
 
 log = logging.getLogger(__name__)
-SUPPORTED_TEXT_MODELS = ("qwen2_vl_text", "qwen2_5_vl_text")
+SUPPORTED_TEXT_MODELS = ("qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text")
 
 
 def unsupported_reason(model) -> str | None:
@@ -78,13 +80,17 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def _attention_in(x, norm, eps: float, qkv: tuple, group: int, cos, sin, k_cache, v_cache, index,
-                  heads: int, kv_heads: int, head_dim: int):
-    """Norm, q|k|v projection, rotary embedding; k and v written to the cache at ``index``; returns q."""
+                  heads: int, kv_heads: int, head_dim: int, q_norm=None, k_norm=None):
+    """Norm, q|k|v projection, per-head q and k norms (Qwen3), rotary embedding; k and v written to the
+    cache at ``index``; returns q."""
     length = x.shape[1]
     h = _linear(_rms_norm(x, norm, eps), qkv, group)
     q, k, v = h.split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
-    q = q.view(1, length, heads, head_dim).transpose(1, 2)
-    k = k.view(1, length, kv_heads, head_dim).transpose(1, 2)
+    q = q.view(1, length, heads, head_dim)
+    k = k.view(1, length, kv_heads, head_dim)
+    if q_norm is not None:
+        q, k = _rms_norm(q, q_norm, eps), _rms_norm(k, k_norm, eps)
+    q, k = q.transpose(1, 2), k.transpose(1, 2)
     v = v.view(1, length, kv_heads, head_dim).transpose(1, 2)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     q = q * cos + _rotate_half(q) * sin
@@ -136,6 +142,12 @@ class _Layer(nn.Module):
         self.post_norm = nn.Parameter(layer.post_attention_layernorm.weight.detach().to(device, dtype),
                                       requires_grad=False)
         self.eps = float(layer.input_layernorm.variance_epsilon)
+        self.q_norm = self.k_norm = None  # Qwen3: RMS norms over each head's q and k, before the rotation
+        if getattr(attn, "q_norm", None) is not None:
+            if float(attn.q_norm.variance_epsilon) != self.eps:
+                raise ValueError("the q/k norms' epsilon differs from the layer norms'")
+            self.q_norm = nn.Parameter(attn.q_norm.weight.detach().to(device, dtype), requires_grad=False)
+            self.k_norm = nn.Parameter(attn.k_norm.weight.detach().to(device, dtype), requires_grad=False)
 
     @staticmethod
     def args(module: nn.Module) -> tuple[tuple, int]:
@@ -223,6 +235,7 @@ class StaticDecoder:
         self.buckets = _buckets(self.cache_tokens + 1, self.BUCKET_MIN)
         self.mode = "eager"
         self._suppress: dict[tuple, torch.Tensor] = {}
+        self._deepstack: tuple | None = None  # the prompt's DeepStack features, from embed to prefill
         self._lock = threading.Lock()
 
     # ---- prompt ----
@@ -232,8 +245,10 @@ class StaticDecoder:
         positions) up to its language model; return the prompt embeddings [1, L, H] and positions [3, 1, L]."""
         handed: dict = {}
 
-        def hand_over(*args, inputs_embeds=None, position_ids=None, **kwargs):
-            handed.update(embeds=inputs_embeds, positions=position_ids)
+        def hand_over(*args, inputs_embeds=None, position_ids=None, visual_pos_masks=None,
+                      deepstack_visual_embeds=None, **kwargs):
+            handed.update(embeds=inputs_embeds, positions=position_ids, mask=visual_pos_masks,
+                          deepstack=deepstack_visual_embeds)
             raise _HandOver
 
         self.lm.forward = hand_over
@@ -251,6 +266,12 @@ class StaticDecoder:
             positions = positions[None].expand(3, -1, -1)
         elif positions.shape[0] == 4:  # text positions prepended for packed sequences
             positions = positions[1:]
+        # Qwen3-VL's DeepStack: features of inner vision layers, added to the image tokens' hidden states
+        # after the first text layers (prefill only: answer tokens are text)
+        self._deepstack = None
+        if handed.get("deepstack") is not None and handed.get("mask") is not None:
+            self._deepstack = (handed["mask"][0].to(self.device),
+                               [d.to(self.device, self.dtype) for d in handed["deepstack"]])
         return embeds.to(self.dtype), positions
 
     def prefill(self, embeds: torch.Tensor, positions: torch.Tensor, input_ids: torch.Tensor) -> None:
@@ -260,13 +281,17 @@ class StaticDecoder:
             raise ValueError(f"prompt of {length} tokens exceeds the cache of {self.cache_tokens}")
         cos, sin = self.lm.rotary_emb(embeds, positions)
         index = torch.arange(length, device=self.device)
+        deepstack, self._deepstack = self._deepstack, None
         x = embeds
         for i, layer in enumerate(self.layers):
             (qkv, gq), (o, go), (gu, ggu), (down, gd) = self._layer_args[i]
             q = _attention_in(x, layer.in_norm, layer.eps, qkv, gq, cos, sin, self.k_cache[i], self.v_cache[i],
-                              index, self.heads, self.kv_heads, self.head_dim)
+                              index, self.heads, self.kv_heads, self.head_dim, layer.q_norm, layer.k_norm)
             attn = _prefill_attention(q, self.k_cache[i][:, :, :length], self.v_cache[i][:, :, :length], self.scale)
             x = _attention_out_mlp(x, attn, o, go, layer.post_norm, layer.eps, gu, ggu, down, gd)
+            if deepstack is not None and i < len(deepstack[1]):
+                mask, features = deepstack
+                x[0, mask] = x[0, mask] + features[i]
         self._logits.copy_(self._head(x[:, -1:]).view(-1))
         self._index.fill_(length)
         self._delta.copy_((positions.max() + 1 - length).view(1))
@@ -287,7 +312,7 @@ class StaticDecoder:
         for i, layer in enumerate(self.layers):
             (qkv, gq), (o, go), (gu, ggu), (down, gd) = self._layer_args[i]
             q = self._in(x, layer.in_norm, layer.eps, qkv, gq, cos, sin, self.k_cache[i], self.v_cache[i],
-                         self._index, self.heads, self.kv_heads, self.head_dim)
+                         self._index, self.heads, self.kv_heads, self.head_dim, layer.q_norm, layer.k_norm)
             attn = self._attend(q, self.k_cache[i][:, :, :bucket], self.v_cache[i][:, :, :bucket], self._index,
                                 self.scale)
             x = self._out(x, attn, o, go, layer.post_norm, layer.eps, gu, ggu, down, gd)

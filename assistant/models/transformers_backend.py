@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from assistant.errors import GenerationError, InputError, ModelLoadError
 from assistant.images import load_image
 from assistant.lifecycle import Capabilities, Ready
+from assistant.models.presets import box_convention
 from assistant.types import ChatTurn, GenerationParams
 
 if TYPE_CHECKING:
@@ -93,13 +94,14 @@ ANSWER_TOKENS = 4096  # the longest answer the UI offers; the static cache holds
 
 class TransformersVisionModel(Ready):
     def __init__(self, model, processor, *, name: str, max_pixels: int, max_context_tokens: int = 16384,
-                 decoder: StaticDecoder | None = None):
+                 decoder: StaticDecoder | None = None, boxes: str | None = None):
         self.model = model
         self.processor = processor
         self.name = name
-        # The Qwen2-VL family's processor reports its patch grid: boxes come in pixels of that frame.
-        patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
-        self.capabilities = Capabilities(grounding_frame=patch is not None)
+        # Boxes per family (presets.box_convention): Qwen2/2.5-VL in pixels of the frame its processor
+        # resized the image to, Qwen3-VL in 0-1000, other families none (not drawn).
+        family = getattr(getattr(model, "config", None), "model_type", None)
+        self.capabilities = Capabilities(boxes=boxes or box_convention(family or "unknown"))
         self.max_pixels = max_pixels
         self.max_context_tokens = max_context_tokens
         self.decoder = decoder
@@ -107,7 +109,7 @@ class TransformersVisionModel(Ready):
 
     @classmethod
     def from_pretrained(cls, plan: LoadPlan, *, max_pixels: int, max_context_tokens: int = 16384,
-                        answer_tokens: int = ANSWER_TOKENS, warm_up: bool | None = None
+                        answer_tokens: int = ANSWER_TOKENS, warm_up: bool | None = None, boxes: str | None = None
                         ) -> TransformersVisionModel:
         """Load the checkpoint per ``plan``; every failure becomes one ``ModelLoadError``. With the static
         decoder, compilation, graph recording and one small answer happen here (``warm_up``, default on
@@ -129,7 +131,7 @@ class TransformersVisionModel(Ready):
         log.info("loaded %s on %s (%s, %s, %s decoder)", plan.checkpoint, plan.device, plan.dtype,
                  plan.quantization, "static" if decoder else "generate")
         loaded = cls(model.eval(), processor, name=plan.checkpoint, max_pixels=max_pixels,
-                     max_context_tokens=max_context_tokens, decoder=decoder)
+                     max_context_tokens=max_context_tokens, decoder=decoder, boxes=boxes)
         if warm_up if warm_up is not None else plan.device == "cuda":
             loaded.warm_up()
         return loaded

@@ -1,4 +1,4 @@
-"""One contract for every ``Embedder``: the hashing fake and CLIP / SigLIP through transformers."""
+"""One contract for every ``Embedder``: the hashing fake and CLIP / SigLIP / SigLIP 2 through transformers."""
 
 import numpy as np
 import pytest
@@ -52,6 +52,19 @@ class TestSigLIP(EmbedderContract):
     @pytest.fixture(scope="class")
     def embedder(self, tiny_models):
         return TransformersEmbedder.from_pretrained(str(tiny_models["siglip"]))
+
+
+class TestSigLIP2(EmbedderContract):
+    """SigLIP 2 with variable resolution (NaFlex: patches, their 2-D shape and a mask), loaded through the
+    same ``AutoModel`` path as the default embedder."""
+
+    @pytest.fixture(scope="class")
+    def embedder(self, tiny_models):
+        return TransformersEmbedder.from_pretrained(str(tiny_models["siglip2"]))
+
+    def test_images_of_any_shape(self, embedder):
+        wide, tall = embedder.embed_images([Image.new("RGB", (400, 60), "red"), Image.new("RGB", (30, 300), "red")])
+        assert wide.shape == tall.shape == (embedder.dim,)
 
 
 def test_missing_embedder_is_a_clear_error(tmp_path):

@@ -46,8 +46,16 @@ def _conversations(red_png, blue_png):
     }
 
 
-def test_same_tokens_as_generate(static_fp32, reference, red_png, blue_png):
-    """Greedy, 24 tokens, with a repetition penalty in the generation config (Qwen's own has 1.05)."""
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
+def family_pair(request, tiny_models):
+    """The static decoder and ``generate`` over the same tiny model, for each family it serves."""
+    return _load(tiny_models[request.param], decoder="static"), _load(tiny_models[request.param])
+
+
+def test_same_tokens_as_generate(family_pair, red_png, blue_png):
+    """Greedy, 24 tokens, with a repetition penalty in the generation config (Qwen's own has 1.05).
+    Qwen3-VL: q/k norms, interleaved M-RoPE and DeepStack features in the prefill."""
+    static_fp32, reference = family_pair
     for model in (static_fp32, reference):
         model.model.generation_config.repetition_penalty = 1.3
     try:
@@ -64,7 +72,24 @@ def test_same_tokens_as_generate(static_fp32, reference, red_png, blue_png):
             model.model.generation_config.repetition_penalty = 1.0
 
 
-def test_the_product_path_streams_the_same_text(static_fp32, reference, red_png):
+def test_the_prefill_computes_the_models_own_logits(family_pair, red_png, blue_png):
+    """Stricter than equal greedy tokens (a tiny random model's argmax can hide a missing norm): the
+    logits after the prompt, image and history included, equal the model's own forward in float32."""
+    static_fp32, reference = family_pair
+    turns = [ChatTurn("user", "Colour?", (blue_png,)), ChatTurn("assistant", "Blue."),
+             ChatTurn("user", "Compare these two.", (red_png, blue_png))]
+    inputs = reference._inputs(turns, reference.max_pixels)
+    with torch.inference_mode():
+        want = reference.model(**inputs).logits[0, -1].float()
+        decoder = static_fp32.decoder
+        embeds, positions = decoder.embed(inputs)
+        decoder.prefill(embeds, positions, inputs["input_ids"])
+        got = decoder._logits.clone()
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+
+
+def test_the_product_path_streams_the_same_text(family_pair, red_png):
+    static_fp32, reference = family_pair
     turns = [ChatTurn("user", "Describe.", (red_png,))]
     params = GenerationParams(max_new_tokens=16, temperature=0)
     assert "".join(static_fp32.stream(turns, params)) == "".join(reference.stream(turns, params))

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Recorder:
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
+        self.answer: str | None = None  # when set, the answer streamed (in words), whatever was asked
         self.requests: list[dict] = []
         self.disconnected = threading.Event()
 
@@ -38,6 +39,9 @@ def _handler(recorder: Recorder):
             images = sum(p["type"] == "image_url" for m in body["messages"] for p in m["content"])
             words = [f"I see {images} image(s) in {len(body['messages'])} messages."]
             words += [f" w{i}" for i in range(body["max_tokens"] - 1)]
+            if recorder.answer is not None:
+                words = recorder.answer.split(" ")
+                words = [w + " " for w in words[:-1]] + words[-1:]
             try:
                 for word in words:
                     event = {"choices": [{"index": 0, "delta": {"content": word}}]}

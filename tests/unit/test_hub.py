@@ -169,7 +169,7 @@ def test_the_app_status_line_says_it_in_seconds(tmp_path, blackhole):
     assert out.returncode == 0, out.stderr[-3000:]
     settled = float(out.stdout.split("settled after ")[1].split(" s")[0])
     assert settled < 60, out.stdout  # three models checked, each bounded by the 3 s probe, which they share
-    for name in ("HuggingFaceTB/SmolVLM-256M-Instruct", "google/siglip-base-patch16-256-multilingual"):
+    for name in ("HuggingFaceTB/SmolVLM-256M-Instruct", "google/siglip2-base-patch16-256"):
         line = next(line for line in out.stdout.splitlines() if name in line)
         assert 'class="state failed"' in line and "did not answer within 3 s" in line
         for way in WAYS_ON:

@@ -38,3 +38,26 @@ def test_loads_once():
     calls = []
     bg = Background("x", lambda: calls.append(1) or len(calls))
     assert [bg.start().get(timeout=5) for _ in range(3)] == [1, 1, 1]
+
+
+def test_a_load_says_what_it_is_doing_on_its_status_line():
+    """A knowledge base re-embedded for a new embedder reports its progress while it loads."""
+    from assistant.composition import _reembedding
+    from assistant.loading import report
+
+    step, go_on = threading.Event(), threading.Event()
+
+    def load():
+        _reembedding(120, 500)
+        step.set()
+        go_on.wait(10)
+        return "loaded"
+
+    loader = Background("knowledge base", load).start()
+    assert step.wait(10)
+    status = loader.status()
+    assert status.state == "loading"
+    assert "re-embedding for the new embedder, 120 of 500 passages" in status.message
+    go_on.set()
+    assert loader.get(10) == "loaded" and loader.status().message == "knowledge base: ready"
+    report("outside any load: logged, nothing else")  # no loader in this thread: no effect

@@ -165,7 +165,7 @@ def test_boxes_in_the_answer_are_drawn_on_the_users_image(tmp_path):
     Image.new("RGB", (400, 200), "white").save(photo)
 
     class Grounding(ScriptedModel):
-        capabilities = Capabilities(grounding_frame=True)
+        capabilities = Capabilities(boxes="pixels")
 
         def image_frame(self, path):
             return (200, 100)  # the model saw the image at half size
@@ -181,7 +181,7 @@ def test_boxes_in_the_answer_are_drawn_on_the_users_image(tmp_path):
     assert image.getpixel((300, 100)) == (255, 255, 255)
 
 
-def test_boxes_of_a_model_without_a_grounding_frame_are_drawn_on_the_image_itself(tmp_path):
+def test_boxes_in_pixels_of_the_image_as_sent_are_drawn_on_the_image_itself(tmp_path):
     from PIL import Image
 
     photo = tmp_path / "photo.png"
@@ -189,7 +189,7 @@ def test_boxes_of_a_model_without_a_grounding_frame_are_drawn_on_the_image_itsel
 
     class Frameless(ScriptedModel):
         def image_frame(self, path):
-            raise AssertionError("not asked: the model declares no grounding frame")
+            raise AssertionError("not asked: the model gives boxes in pixels of the image as sent")
 
     answer = '```json\n[{"bbox_2d": [50, 25, 100, 75], "label": "cat"}]\n```'
     done = events(AnswerPipeline(Frameless(answer), None, annotations_dir=tmp_path / "ann"),
