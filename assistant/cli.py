@@ -40,9 +40,12 @@ def parser() -> argparse.ArgumentParser:
                               "Face cache, for a machine without network; the sizes are shown first")
     download.add_argument("--preset", help="the preset's model instead of the configured one: "
                           + ", ".join(PRESETS))
-    evaluate = sub.add_parser("eval", help="retrieval quality on a labelled set: hit@k and MRR per direction")
+    evaluate = sub.add_parser("eval", help="quality on a labelled set: retrieval (hit@k, MRR per direction), "
+                              "abstention, near-duplicates, and with --answers the model's answers")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--answers", action="store_true", help="also ask the configured model each question "
+                          "that has an expected answer: accuracy and citation precision/recall")
     users = sub.add_parser("users", help="who may sign in (ASSISTANT_AUTH__MODE=password): add, remove, "
                            "list, passwd")
     users_sub = users.add_subparsers(dest="action", required=True)
@@ -277,7 +280,16 @@ def _check_hub() -> None:
 def cmd_eval(args, session: Session) -> int:
     from assistant.evaluation import evaluate, table
 
-    result = evaluate(args.file, session.settings)
+    model = None
+    if args.answers:
+        from assistant.composition import build_model
+
+        model = build_model(session.settings).start()
+    try:
+        result = evaluate(args.file, session.settings, model=model)
+    finally:
+        if model is not None:
+            model.close()
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else table(result))
     return 0
 

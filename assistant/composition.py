@@ -145,8 +145,9 @@ def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = 
 
 
 def _answer_options(settings: Settings) -> dict:
-    r = settings.retrieval
-    return dict(k=r.k, min_score=r.min_score, strict=r.strict)
+    r, m = settings.retrieval, settings.model
+    return dict(k=r.k, min_score=r.min_score, strict=r.strict, source_images=m.source_images,
+                visual_tokens=m.visual_tokens, max_pixels=m.max_pixels)
 
 
 def build_workspaces(settings: Settings) -> Workspaces:

@@ -1,9 +1,21 @@
-"""Retrieval quality on a labelled set: hit@1, hit@5 and MRR@10 per direction (text→text, text→image,
-image→image, image→text). The set's documents are ingested into a fresh knowledge base with the
-configured embedders, so the figures describe exactly what the settings would serve.
+"""Quality on a labelled set, in four tables:
 
-An eval file is JSON: ``{"documents": [paths...], "queries": [{"direction", "language", "text",
-"image", "relevant": [file names]}]}``, paths relative to the file.
+- **retrieval**: hit@1, hit@5 and MRR@10 per direction (text→text, text→image, image→image, image→text);
+- **abstention**: whether a question is answerable from the documents, predicted by the relevance score
+  (the best hit's similarity) against ``ASSISTANT_RETRIEVAL__MIN_SCORE``: precision, recall and F1 of
+  "answerable", and the ROC-AUC of the score (how well it ranks answerable above unanswerable, whatever the
+  threshold);
+- **near-duplicates**: the share of the top k (``ASSISTANT_RETRIEVAL__K``) that repeats a better-ranked hit
+  (word 3-shingles overlapping by 80%, or pictures within cosine 0.98);
+- **answers**, when a model answers (``--answers``, or a model given to ``evaluate``): accuracy of containing
+  the expected answer, and citation precision and recall against the labelled sources.
+
+The set's documents are ingested into a fresh knowledge base with the configured embedders, so the figures
+describe exactly what the settings would serve.
+
+An eval file is JSON: ``{"documents": [paths...], "queries": [{"direction", "language", "text", "image",
+"relevant": [file names], "answer": "expected text" (optional)}]}``, paths relative to the file; a query
+with no relevant file is unanswerable.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import InputError, KnowledgeError
@@ -39,6 +51,48 @@ class Score:
         return {"queries": self.queries, "hit@1": self.hit1 / n, "hit@5": self.hit5 / n, "mrr@10": self.reciprocal / n}
 
 
+@dataclass
+class Answers:
+    questions: int = 0
+    correct: int = 0
+    cited: int = 0  # citations made
+    cited_relevant: int = 0  # of them, to a labelled source
+    relevant: int = 0  # labelled files among the sources shown
+    relevant_cited: int = 0  # of them, cited
+
+    def row(self) -> dict:
+        return {"questions": self.questions, "accuracy": _ratio(self.correct, self.questions),
+                "citation precision": _ratio(self.cited_relevant, self.cited),
+                "citation recall": _ratio(self.relevant_cited, self.relevant)}
+
+
+@dataclass
+class Abstention:
+    scores: list[tuple[float, bool]] = field(default_factory=list)  # (relevance score, answerable)
+
+    def row(self, threshold: float) -> dict:
+        predicted = [(s >= threshold, truth) for s, truth in self.scores]
+        tp = sum(p and t for p, t in predicted)
+        precision, recall = _ratio(tp, sum(p for p, _ in predicted)), _ratio(tp, sum(t for _, t in predicted))
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+        return {"questions": len(self.scores), "answerable": sum(t for _, t in self.scores), "threshold": threshold,
+                "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc(self.scores)}
+
+
+def roc_auc(scored: list[tuple[float, bool]]) -> float | None:
+    """The chance that an answerable question scores above an unanswerable one (ties count half)."""
+    positive = [s for s, truth in scored if truth]
+    negative = [s for s, truth in scored if not truth]
+    if not positive or not negative:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
+    return wins / (len(positive) * len(negative))
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
 def load(path: Path) -> dict:
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
@@ -46,41 +100,105 @@ def load(path: Path) -> dict:
         for q in spec["queries"]:
             q["image"] = path.parent / q["image"] if q.get("image") else None
             q.setdefault("text", "")
+            q.setdefault("relevant", [])
         return spec
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a readable eval file ({exc})") from exc
 
 
-def evaluate(path: Path, settings: Settings) -> dict[str, dict]:
-    """Scores per direction and per direction+language, plus the ingest reports' failures."""
+def evaluate(path: Path, settings: Settings, model=None) -> dict:
+    """The four tables (answers only with ``model``, a ``VisionChatModel``), plus the ingest failures."""
     from assistant.composition import open_knowledge_base
+    from assistant.knowledge import Knowledge
+    from assistant.pipeline import AnswerPipeline, Completed, Retrieved
+    from assistant.types import ChatRequest, GenerationParams
     from retrieval import RetrievalError
+    from retrieval.distinct import PICTURES, TEXT_OVERLAP, overlap, shingles
     from retrieval.loaders import open_image
 
     spec = load(path)
+    r = settings.retrieval
     with tempfile.TemporaryDirectory() as tmp:
         try:
             kb = open_knowledge_base(settings.model_copy(update={"data_dir": Path(tmp)}))
         except RetrievalError as exc:
             raise KnowledgeError(str(exc)) from exc
         try:
-            failed = [r.error for r in kb.ingest_paths(spec["documents"]) if not r.ok]
+            failed = [rep.error for rep in kb.ingest_paths(spec["documents"]) if not rep.ok]
             scores: dict[str, Score] = defaultdict(Score)
+            abstention, answers = Abstention(), Answers()
+            top_k = repeated = 0
+            pipeline = AnswerPipeline(model, Knowledge.ready(kb), k=r.k, min_score=r.min_score,
+                                      annotations_dir=Path(tmp) / "scratch") if model is not None else None
             for q in spec["queries"]:
                 images = [open_image(q["image"])] if q["image"] else []
-                hits = kb.search(q["text"], images, k=DEPTH)
-                names = [Path(h.chunk.source).name for h in hits]
-                rank = next((i + 1 for i, name in enumerate(names) if name in q["relevant"]), None)
-                scores[q["direction"]].add(rank)
-                scores[f"{q['direction']} ({q.get('language', '-')})"].add(rank)
+                hits = kb.search(q["text"], images, k=max(DEPTH, r.k))
+                answerable = bool(q["relevant"])
+                abstention.scores.append((max((h.score for h in hits), default=-1.0), answerable))
+                if answerable:
+                    names = [Path(h.chunk.source).name for h in hits[:DEPTH]]
+                    rank = next((i + 1 for i, name in enumerate(names) if name in q["relevant"]), None)
+                    scores[q["direction"]].add(rank)
+                    scores[f"{q['direction']} ({q.get('language', '-')})"].add(rank)
+                seen: list[frozenset] = []
+                for hit in hits[: r.k]:
+                    top_k += 1
+                    if hit.chunk.kind in PICTURES:
+                        continue
+                    marks = shingles(hit.chunk.text)
+                    repeated += any(overlap(marks, other) >= TEXT_OVERLAP for other in seen)
+                    seen.append(marks)
+                if pipeline is not None and answerable and q.get("answer"):
+                    request = ChatRequest(q["text"], (q["image"],) if q["image"] else (),
+                                          params=GenerationParams(256, 0.0), strict=False)
+                    sources, done = (), None
+                    for event in pipeline.answer(request):
+                        if isinstance(event, Retrieved):
+                            sources = event.sources
+                        elif isinstance(event, Completed):
+                            done = event
+                    _score_answer(answers, q, sources, done)
         finally:
             kb.close()
-    return {"scores": {k: v.row() for k, v in sorted(scores.items())}, "ingest_failures": failed}
+    result = {"scores": {k: v.row() for k, v in sorted(scores.items())},
+              "abstention": abstention.row(r.min_score),
+              "near_duplicates": {"top_k": r.k, "hits": top_k, "repeated": repeated,
+                                  "rate": _ratio(repeated, top_k)},
+              "ingest_failures": failed}
+    if pipeline is not None:
+        result["answers"] = answers.row()
+    return result
+
+
+def _score_answer(answers: Answers, query: dict, sources, done) -> None:
+    answers.questions += 1
+    text = done.text if done is not None else ""
+    answers.correct += query["answer"].casefold() in text.casefold()
+    relevant = set(query["relevant"])
+    by_number = {s.number: Path(s.hit.chunk.source).name for s in sources}
+    cited = set(done.cited) if done is not None else set()
+    answers.cited += len(cited)
+    answers.cited_relevant += sum(by_number[n] in relevant for n in cited)
+    shown = {name for name in by_number.values() if name in relevant}
+    answers.relevant += len(shown)
+    answers.relevant_cited += len({by_number[n] for n in cited} & shown)
 
 
 def table(result: dict) -> str:
-    lines = [f"{'direction':<24} {'queries':>7} {'hit@1':>6} {'hit@5':>6} {'mrr@10':>7}"]
+    lines = ["retrieval", f"{'direction':<24} {'queries':>7} {'hit@1':>6} {'hit@5':>6} {'mrr@10':>7}"]
     for name, row in result["scores"].items():
         lines.append(f"{name:<24} {row['queries']:>7} {row['hit@1']:>6.2f} {row['hit@5']:>6.2f} {row['mrr@10']:>7.3f}")
+    a = result["abstention"]
+    auc = "-" if a["roc_auc"] is None else f"{a['roc_auc']:.3f}"
+    lines += ["", "abstention (answerable when the best score >= the threshold)",
+              f"{'questions':>9} {'answerable':>10} {'threshold':>9} {'precision':>9} {'recall':>6} {'f1':>5} {'roc_auc':>7}",
+              f"{a['questions']:>9} {a['answerable']:>10} {a['threshold']:>9.2f} {a['precision']:>9.2f} "
+              f"{a['recall']:>6.2f} {a['f1']:>5.2f} {auc:>7}"]
+    d = result["near_duplicates"]
+    lines += ["", f"near-duplicates in the top {d['top_k']}: {d['repeated']} of {d['hits']} hits ({d['rate']:.1%})"]
+    if "answers" in result:
+        s = result["answers"]
+        lines += ["", "answers", f"{'questions':>9} {'accuracy':>8} {'citation precision':>18} {'citation recall':>15}",
+                  f"{s['questions']:>9} {s['accuracy']:>8.2f} {s['citation precision']:>18.2f} {s['citation recall']:>15.2f}"]
     lines += [f"ingest failure: {e}" for e in result["ingest_failures"]]
     return "\n".join(lines)

@@ -23,6 +23,11 @@ from assistant.models.base import VisionChatModel
 from assistant.shelf import Shelf
 from assistant.types import ChatRequest, ChatTurn
 from retrieval import Hit
+from retrieval.types import view_of
+
+PICTURES = ("image", "figure", "page")
+TOKEN_PIXELS = 28 * 28  # one visual token (Qwen2.5-VL; Qwen3-VL's are 32x32, so the budget errs low)
+MIN_SOURCE_PIXELS = 64 * TOKEN_PIXELS  # a source picture smaller than this is not worth sending
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ class Source:
     @property
     def thumbnail(self) -> str | None:
         return self.hit.chunk.thumbnail
+
+    @property
+    def picture(self) -> Path | None:
+        """What the model may be shown of a picture source: its view (or, for a knowledge base ingested
+        before views were kept, its thumbnail); None for a passage."""
+        if self.kind not in PICTURES or not self.thumbnail:
+            return None
+        view = view_of(self.thumbnail)
+        return view if view.is_file() else Path(self.thumbnail) if Path(self.thumbnail).is_file() else None
 
 
 @dataclass(frozen=True)
@@ -93,12 +107,15 @@ class _Retrieval:
     sources: tuple[Source, ...]
     best_score: float | None
     notice: str | None = None
+    reason: str = "searched"  # why there may be no sources: "off", "unavailable", "searched"
+    detail: str = ""
 
 
 class AnswerPipeline:
     def __init__(self, model: VisionChatModel, knowledge: Knowledge | Shelf | None = None, *, k: int = 4,
                  min_score: float = 0.0, strict: bool = False, language: str = "en",
-                 annotations_dir: Path | None = None):
+                 annotations_dir: Path | None = None, source_images: int = 2, visual_tokens: int = 3072,
+                 max_pixels: int = 1024 * 28 * 28):
         self.model = model
         self.knowledge = knowledge
         self.k = k
@@ -106,11 +123,16 @@ class AnswerPipeline:
         self.strict = strict
         self.language = language  # for questions with no words to detect a language from
         self.annotations_dir = annotations_dir
+        self.source_images = source_images  # at most this many source pictures shown to the model
+        self.visual_tokens = visual_tokens  # the question's visual budget, the user's images first
+        self.max_pixels = max_pixels  # what the model makes of one image at most
 
     def with_knowledge(self, knowledge) -> AnswerPipeline:
         """The same model and options over another knowledge source (a user's shelf of knowledge bases)."""
         return AnswerPipeline(self.model, knowledge, k=self.k, min_score=self.min_score, strict=self.strict,
-                              language=self.language, annotations_dir=self.annotations_dir)
+                              language=self.language, annotations_dir=self.annotations_dir,
+                              source_images=self.source_images, visual_tokens=self.visual_tokens,
+                              max_pixels=self.max_pixels)
 
     def answer(self, request: ChatRequest) -> Iterator[Event]:
         if not request.question.strip() and not request.images:
@@ -121,12 +143,51 @@ class AnswerPipeline:
         strict = self.strict if request.strict is None else request.strict
         if strict and not found.sources:
             text = prompts.render("not_found", language, best_score=found.best_score,
-                                  threshold=self.min_score)
+                                  threshold=self.min_score, reason=found.reason, detail=found.detail)
             yield Token(text)
             yield Completed(text, (), abstained=True)
             return
-        text = yield from self._generate(self._turns(request, found.sources, language), request)
+        shown = self._source_pictures(request, found.sources)
+        try:
+            text = yield from self._generate(self._turns(request, found.sources, language, shown), request)
+        finally:
+            for path in shown.values():
+                path.unlink(missing_ok=True)
         yield Completed(text, cited_numbers(text, len(found.sources)), annotated=self._annotate(text, request))
+
+    def _source_pictures(self, request: ChatRequest, sources: tuple[Source, ...]) -> dict[int, Path]:
+        """Source number -> a copy of its picture sized to the visual budget, for the model to see. The
+        user's images take their share first (each at most ``max_pixels``); then the picture sources in
+        number order, at most ``source_images`` of them, each at most what is left. The copies live in
+        the workspace's scratch folder until the answer ends."""
+        if not self.source_images or not sources:
+            return {}
+        from PIL import Image
+
+        left = self.visual_tokens * TOKEN_PIXELS
+        for image in request.images:
+            try:
+                with Image.open(image) as im:
+                    left -= min(im.size[0] * im.size[1], self.max_pixels)
+            except OSError:
+                left -= self.max_pixels
+        shown: dict[int, Path] = {}
+        folder = self.annotations_dir or Path(tempfile.gettempdir()) / "assistant-annotations"
+        for source in sources:
+            if len(shown) >= self.source_images or left < MIN_SOURCE_PIXELS:
+                break
+            if (picture := source.picture) is None:
+                continue
+            try:
+                image = load_image(picture, min(self.max_pixels, left))
+            except InputError:
+                continue  # its file went with a deletion meanwhile: it stays quoted text
+            folder.mkdir(parents=True, exist_ok=True)
+            out = folder / f"source-{uuid.uuid4().hex}.png"
+            image.save(out, "PNG")
+            shown[source.number] = out
+            left -= image.size[0] * image.size[1]
+        return shown
 
     def _generate(self, turns: list[ChatTurn], request: ChatRequest) -> Iterator[Event]:
         stream = self.model.stream(turns, request.params)
@@ -172,21 +233,28 @@ class AnswerPipeline:
 
     def _retrieve(self, request: ChatRequest) -> _Retrieval:
         if self.knowledge is None or not request.use_knowledge:
-            return _Retrieval((), None)
+            return _Retrieval((), None, reason="off")
         try:
             hits = self.knowledge.search(request.question, request.images, k=request.k or self.k)
         except KnowledgeError as exc:
-            return _Retrieval((), None, f"Knowledge base unavailable: {exc}")
+            return _Retrieval((), None, f"Knowledge base unavailable: {exc}", reason="unavailable", detail=str(exc))
         kept = [h for h in hits if h.score >= self.min_score]
         best = max((h.score for h in hits), default=None)
         return _Retrieval(tuple(Source(i + 1, h) for i, h in enumerate(kept)), best)
 
-    def _turns(self, request: ChatRequest, sources: tuple[Source, ...], language: str) -> list[ChatTurn]:
+    def _turns(self, request: ChatRequest, sources: tuple[Source, ...], language: str,
+               shown: dict[int, Path] | None = None) -> list[ChatTurn]:
+        """The conversation for the model. Source pictures shown as images follow the user's own images;
+        each source tag says which attached image is its picture (counted from 1, the user's first)."""
+        shown = shown or {}
         question = request.question.strip() or prompts.render(
             "default_question", language, n_images=len(request.images))
         if sources:
+            attached = {number: len(request.images) + i + 1 for i, number in enumerate(shown)}
             system = prompts.render("system_grounded", language)
-            text = prompts.render("grounded_answer", language, sources=sources, question=question)
+            text = prompts.render("grounded_answer", language, sources=sources, question=question,
+                                  attached=attached, own_images=len(request.images))
         else:
             system, text = prompts.render("system", language), question
-        return [ChatTurn("system", system), *request.history, ChatTurn("user", text, tuple(request.images))]
+        images = (*request.images, *shown.values())
+        return [ChatTurn("system", system), *request.history, ChatTurn("user", text, images)]

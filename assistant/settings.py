@@ -64,6 +64,12 @@ class ModelSettings(BaseModel):
     max_pixels: int = Field(
         1024 * 28 * 28, ge=28 * 28, description="Images are resized to at most this many pixels before "
         "the model sees them (Qwen2.5-VL: one visual token per 28x28 pixels).")
+    source_images: int = Field(2, ge=0, le=8, description="Pictures among the sources (figures, page renders, "
+                               "image documents) given to the model as images, each labelled with its source "
+                               "number; other sources, and pictures past this, are quoted as text. 0: text only.")
+    visual_tokens: int = Field(3072, ge=64, description="Visual budget of one question, in tokens of 28x28 "
+                               "pixels: the user's own images take theirs first (each at most "
+                               "`ASSISTANT_MODEL__MAX_PIXELS`), the source pictures share what is left.")
     max_new_tokens: int = Field(512, ge=1, le=8192, description="Default answer length bound.")
     max_context_tokens: int = Field(16384, ge=256, description="Input bound (prompt, history, images): the "
                                     "oldest turns are dropped to fit; a question that alone exceeds it is refused.")

@@ -1,5 +1,6 @@
-"""Write the labelled retrieval set: English and Chinese passages, images with text, a PDF with a figure
-and a scanned page, an HTML page with an image, a Word file; and eval.json with queries per direction.
+"""Write the labelled set: English and Chinese passages, images with text, a PDF with a figure and a
+scanned page, an HTML page with an image, a Word file; and eval.json with queries per direction, expected
+answers for the text questions, and unanswerable questions (no relevant file) for the abstention table.
 
     python benchmarks/eval_data.py DIR && python -m assistant eval DIR/eval.json
 """
@@ -76,29 +77,30 @@ def write(root: Path) -> Path:
     return out
 
 
-def q(direction, language, relevant, text="", image=None):
-    return {"direction": direction, "language": language, "text": text, "image": image, "relevant": relevant}
+def q(direction, language, relevant, text="", image=None, answer=None):
+    query = {"direction": direction, "language": language, "text": text, "image": image, "relevant": relevant}
+    return {**query, "answer": answer} if answer else query
 
 
 def queries() -> list[dict]:
     t2t, t2i, i2i, i2t = "text→text", "text→image", "image→image", "image→text"
     return [
-        q(t2t, "en", ["budget.md"], "How much money was approved for the hospital extension?"),
-        q(t2t, "en", ["vaccines.md"], "When do kids get the measles booster?"),
-        q(t2t, "en", ["parking.txt"], "Where should visitors leave their car?"),
-        q(t2t, "en", ["security.md"], "How often do I need a new password?"),
-        q(t2t, "en", ["cafeteria.txt"], "What are the canteen opening hours?"),
-        q(t2t, "en", ["fire.md"], "What to do if the building is burning?"),
-        q(t2t, "en", ["leave.txt"], "How many vacation days do employees get?"),
-        q(t2t, "en", ["mri.md"], "How should I prepare for a magnetic resonance scan?"),
+        q(t2t, "en", ["budget.md"], "How much money was approved for the hospital extension?", answer="42 million"),
+        q(t2t, "en", ["vaccines.md"], "When do kids get the measles booster?", answer="four years"),
+        q(t2t, "en", ["parking.txt"], "Where should visitors leave their car?", answer="open lot"),
+        q(t2t, "en", ["security.md"], "How often do I need a new password?", answer="ninety days"),
+        q(t2t, "en", ["cafeteria.txt"], "What are the canteen opening hours?", answer="seven in the morning"),
+        q(t2t, "en", ["fire.md"], "What to do if the building is burning?", answer="stairs"),
+        q(t2t, "en", ["leave.txt"], "How many vacation days do employees get?", answer="twenty-five days"),
+        q(t2t, "en", ["mri.md"], "How should I prepare for a magnetic resonance scan?", answer="metal objects"),
         q(t2t, "en", ["annual-report.pdf"], "Did revenue grow this year?"),
         q(t2t, "en", ["annual-report.pdf"], "Who signed the annual report?"),
         q(t2t, "en", ["handbook.docx"], "When does the night shift begin?"),
         q(t2t, "en", ["intranet.html"], "When will the new laptops be delivered?"),
-        q(t2t, "zh", ["diabetes-zh.md"], "糖尿病病人应该怎么吃？"),
-        q(t2t, "zh", ["visiting-zh.txt"], "探视时间是几点到几点？"),
-        q(t2t, "zh", ["discharge-zh.md"], "出院以后什么时候复查？"),
-        q(t2t, "zh", ["invoice-zh.txt"], "发票金额是多少？"),
+        q(t2t, "zh", ["diabetes-zh.md"], "糖尿病病人应该怎么吃？", answer="全谷物"),
+        q(t2t, "zh", ["visiting-zh.txt"], "探视时间是几点到几点？", answer="下午两点到晚上八点"),
+        q(t2t, "zh", ["discharge-zh.md"], "出院以后什么时候复查？", answer="两周后"),
+        q(t2t, "zh", ["invoice-zh.txt"], "发票金额是多少？", answer="四千二百元"),
         q(t2t, "zh", ["allergy-zh.md"], "青霉素过敏要注意什么？"),
         q(t2i, "en", ["sign-exit.png"], "emergency exit sign"),
         q(t2i, "en", ["label-dose.png"], "amoxicillin dosage label"),
@@ -112,6 +114,15 @@ def queries() -> list[dict]:
         q(i2t, "en", ["fire.md"], image="queries/q-fire-sign.png"),
         q(i2t, "en", ["parking.txt"], image="queries/q-parking-sign.png"),
         q(i2t, "zh", ["visiting-zh.txt"], image="queries/q-visiting-zh.png"),
+        # unanswerable: nothing in the documents says (for the abstention table)
+        q(t2t, "en", [], "What is the capital of Peru?"),
+        q(t2t, "en", [], "Who won the football world cup in 1998?"),
+        q(t2t, "en", [], "How do I bake sourdough bread?"),
+        q(t2t, "en", [], "What is the boiling point of ethanol?"),
+        q(t2t, "en", [], "Recommend a science fiction novel."),
+        q(t2t, "zh", [], "长城有多长？"),
+        q(t2t, "zh", [], "怎么做红烧肉？"),
+        q(t2t, "zh", [], "明天上海的天气怎么样？"),
     ]
 
 

@@ -302,6 +302,17 @@ def parse_image(path: Path, options: ParseOptions) -> Parsed:
     return parsed
 
 
+def reduced(image: Image, max_pixels: int) -> Image:
+    """The image at most ``max_pixels``, its shape kept (itself when it is that small already)."""
+    from PIL import Image as PILImage
+
+    width, height = image.size
+    if width * height <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (width * height))
+    return image.resize((max(1, int(width * scale)), max(1, int(height * scale))), PILImage.Resampling.LANCZOS)
+
+
 def thumbnail(image: Image, side: int = THUMBNAIL_SIDE) -> Image:
     small = image.copy()
     small.thumbnail((side, side))

@@ -46,10 +46,12 @@ from retrieval.errors import (
     RetrievalError,
     StoreTooLargeError,
 )
+from retrieval.distinct import distinct
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.index import CLEAN_MARKER, ExactIndex, VectorIndex
 from retrieval.records import Entry, Records
 from retrieval.reembed import HEAD_CHARS, Progress, changed_spaces, reembed
+from retrieval.types import VIEW_PIXELS, view_of
 from retrieval.types import Chunk, DocumentInfo, Hit, IngestReport
 from retrieval.worker import ParsePool
 
@@ -174,9 +176,10 @@ class KnowledgeBase:
                 self.lock.release()
 
     def remove_orphan_files(self) -> int:
-        """Thumbnails written for a document whose ingest never committed (a crash) are removed."""
+        """Thumbnails and views written for a document whose ingest never committed (a crash) are removed."""
         known = {Path(t).name for (t,) in self.records.read.execute(
             "SELECT thumbnail FROM chunks WHERE thumbnail IS NOT NULL")}
+        known |= {view_of(name).name for name in known}
         orphans = [f for f in self.files_dir.iterdir() if f.is_file() and f.name not in known]
         for f in orphans:
             f.unlink(missing_ok=True)
@@ -273,9 +276,10 @@ class KnowledgeBase:
                                pages=pages if parsed.kind == "pdf" and pages else None)
         except BaseException:
             if self.records is not None and self.records.document(doc_id) is None:
-                for e in entries:  # thumbnails of a document that was not stored
+                for e in entries:  # thumbnails and views of a document that was not stored
                     if e.chunk.thumbnail:
                         Path(e.chunk.thumbnail).unlink(missing_ok=True)
+                        view_of(e.chunk.thumbnail).unlink(missing_ok=True)
             raise
 
     def _store(self, doc_id: str, source: str, kind: str, entries: list[Entry], *, size: int | None = None,
@@ -342,11 +346,15 @@ class KnowledgeBase:
         return list(embedder.embed_images(items) if images else embedder.embed_texts(items))
 
     def _save_thumbnail(self, image: Image, chunk_id: str) -> str:
-        """Written whole, then renamed: a concurrent reader or a crash never sees half a thumbnail."""
+        """The picture's thumbnail (for the cards) and its view (what the model is shown when the picture is
+        a source: at most ``VIEW_PIXELS``). Each written whole, then renamed: a concurrent reader or a crash
+        never sees half a file. The view first: a thumbnail's presence says both are there."""
         target = self.files_dir / f"{chunk_id}.jpg"
-        partial = self.files_dir / f".{chunk_id}.{threading.get_ident()}.part"
-        loaders.thumbnail(image).save(partial, "JPEG", quality=85)
-        os.replace(partial, target)
+        for path, picture in ((view_of(target), loaders.reduced(image, VIEW_PIXELS)),
+                              (target, loaders.thumbnail(image))):
+            partial = self.files_dir / f".{path.name}.{threading.get_ident()}.part"
+            picture.save(partial, "JPEG", quality=85)
+            os.replace(partial, path)
         return str(target)
 
     # -- query ----------------------------------------------------------------------------------
@@ -376,8 +384,12 @@ class KnowledgeBase:
         # every candidate read from the record at once, before fusing: a document deleted meanwhile
         # drops out of every ranking, and the k places are filled from what was there at that moment
         chunks = self.records.chunks({cid for ranking in rankings for cid in ranking})
-        fused = reciprocal_rank_fusion([kept for r in rankings if (kept := [c for c in r if c in chunks])])[:k]
-        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid, _ in fused]
+        fused = reciprocal_rank_fusion([kept for r in rankings if (kept := [c for c in r if c in chunks])])
+        top = distinct([cid for cid, _ in fused], chunks, k, self._cross_vectors)  # near-duplicates once
+        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid in top]
+
+    def _cross_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return {cid: row for got, matrix in self.records.vectors("cross", ids) for cid, row in zip(got, matrix)}
 
     def _dense(self, space: str, vector, n: int, cosines: dict[str, float]) -> list[str]:
         """The ``n`` nearest committed chunks. A write in progress puts its vectors in the index a moment
@@ -428,6 +440,7 @@ class KnowledgeBase:
             self.records.delete_document(doc_id)
             for cid in ids:
                 (self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
+                view_of(self.files_dir / f"{cid}.jpg").unlink(missing_ok=True)
             _scrub(self.index, self.records)
         return info
 

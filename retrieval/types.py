@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Kind = Literal["text", "image"]
@@ -63,3 +64,12 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+
+VIEW_PIXELS = 1024 * 1024  # a picture as the model is shown it when it is a source (a thumbnail is 384 a side)
+
+
+def view_of(thumbnail: str | Path) -> Path:
+    """The view kept beside a picture's thumbnail (``<chunk>.jpg`` -> ``<chunk>.view.jpg``)."""
+    path = Path(thumbnail)
+    return path.with_name(f"{path.stem}.view.jpg")

@@ -102,9 +102,11 @@ class AssistantUI:
 
     def stopped(self, conversation_id, request: gr.Request = None):
         """Stop pressed: once the stopped turn is stored (the answer so far, with its notice), show it."""
-        live = self._running.get(conversation_id) if conversation_id else None
-        if live is None:
+        if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip()
+        live = self._running.get(conversation_id)
+        if live is None:  # the cancelled answer was stored before this ran: the stored turn has its notice
+            return self._messages(request, conversation_id), gr.skip(), gr.skip()
         live.finished.wait(10)
         return self._messages(request, conversation_id), live.cards, live.data
 

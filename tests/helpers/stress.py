@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.types import view_of
 from tests.helpers.crash import token_of, write_document
 from tests.helpers.documents import make_pdf, text_image
 
@@ -196,6 +197,7 @@ def check(kb, kept: dict[str, int], deleted: list[str]) -> list[str]:
                             f"{len(in_record - in_index)} only in the record")
     thumbnails = {Path(t).name for (t,) in kb.records.read.execute(
         "SELECT thumbnail FROM chunks WHERE thumbnail IS NOT NULL")}
+    thumbnails |= {view_of(t).name for t in thumbnails}  # each picture's view for the model, beside it
     if (stray := {f.name for f in kb.files_dir.iterdir()} - thumbnails):
         problems.append(f"{len(stray)} files with no chunk")
     sources = [d.source for d in kb.documents()]

@@ -95,3 +95,21 @@ def test_a_resumed_conversation_shows_its_last_source_cards(tmp_path, red_png):
     *_, cards, _ = ui.resume(conversation_id)
     assert "files/kb/" not in cards and "red.png" in cards  # the card stays, its deleted thumbnail does not
     kb.close()
+
+
+def test_stop_shows_the_stopped_turn_even_when_it_was_stored_first(tmp_path):
+    """Stop cancels the answer, then asks for the stopped turn. When the cancelled answer was stored (and
+    its live turn let go) before that request ran, the stored turn, with its notice, is still what shows."""
+    from assistant.settings import Settings
+    from assistant.workspaces import Workspaces
+    from ui.app import AssistantUI
+
+    settings = Settings(data_dir=tmp_path / "data", retrieval={"text_embedder": "", "ocr": False})
+    pipeline = AnswerPipeline(ScriptedModel("one two three four five six seven eight", chunk=4), None)
+    ui = AssistantUI(Workspaces.single(pipeline, settings.data_dir), settings)
+    stream = ui.chat({"text": "count", "files": []}, None, 0.0, 64, False, 2, False)
+    *_, conversation_id = next(u for u in stream if u[0] not in ("…",) and "one" in u[0])
+    stream.close()  # what Gradio's cancel does: the turn is stored with what it had, then let go
+    assert conversation_id not in ui._running
+    chat, cards, data = ui.stopped(conversation_id)
+    assert "Stopped before the answer was complete" in chat[-1]["content"] and "one" in chat[-1]["content"]

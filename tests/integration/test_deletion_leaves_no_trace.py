@@ -81,7 +81,7 @@ class Snapshot:
             for space in ("cross", "text"):
                 for got, matrix in kb.records.vectors(space, chunk_ids):
                     self.vectors.update({f"{space}:{cid}": row.copy() for cid, row in zip(got, matrix)})
-            thumbnails = [kb.files_dir / f"{cid}.jpg" for cid in chunk_ids]
+            thumbnails = [kb.files_dir / f"{cid}{kind}.jpg" for cid in chunk_ids for kind in ("", ".view")]
             self.thumbnails += [p.read_bytes() for p in thumbnails if p.exists()]
 
 
@@ -163,7 +163,8 @@ def assert_the_scan_sees_what_is_kept(found, kept: list[str], stay: Snapshot) ->
 
 
 def assert_no_file_is_left(root: Path, deleted: list[str], gone: Snapshot, stay: Snapshot) -> None:
-    """No name carries a deleted canary or id, no thumbnail of a deleted image remains, the log is empty."""
+    """No name carries a deleted canary or id, no thumbnail or view (the picture shown to the model) of a
+    deleted image remains, the log is empty."""
     names = names_under(root)
     assert not [w for w in deleted if w in names] and not [i for i in gone.ids if i in names]
     assert not [p for p in root.rglob("*") if p.is_file() and p.read_bytes() in gone.thumbnails]

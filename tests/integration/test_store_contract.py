@@ -20,6 +20,7 @@ from PIL import Image
 
 from retrieval.errors import KnowledgeBaseBusyError
 from retrieval.store import CLEAN_MARKER, KnowledgeBase
+from retrieval.types import view_of
 from tests.helpers.chroma_server import chroma_server
 from tests.helpers.crash import open_kb
 from tests.helpers.documents import text_image
@@ -87,7 +88,8 @@ def consistent(kb: KnowledgeBase) -> None:
         assert set(collection.get(include=[])["ids"]) == kb.records.vector_ids(space), space
     thumbnails = {Path(t).name for (t,) in kb.records.read.execute(
         "SELECT thumbnail FROM chunks WHERE thumbnail IS NOT NULL")}
-    assert {f.name for f in kb.files_dir.iterdir()} == thumbnails
+    views = {view_of(t).name for t in thumbnails}  # each picture's view for the model, beside its thumbnail
+    assert {f.name for f in kb.files_dir.iterdir()} == thumbnails | views
 
 
 def names(hits) -> list[str]:

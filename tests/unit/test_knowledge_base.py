@@ -102,15 +102,17 @@ def test_delete_removes_every_vector_and_file(kb, docs):
         kb.delete(red.doc_id)
 
 
-def test_mismatched_embedder_is_refused_and_store_untouched(tmp_path, docs):
+def test_another_embedder_re_embeds_and_a_reader_beside_a_writer_is_refused(tmp_path, docs):
+    """A writer re-embeds from the record (tests/integration/test_reembed.py); a reader, which may not
+    write, says which embedder the knowledge base was built with, and leaves it untouched."""
     kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(64, "hash-a"))
     kb.ingest_paths([docs])
     count = kb.count()
     kb.close()
     with pytest.raises(EmbedderMismatchError, match="hash-a.*hash-b"):
-        KnowledgeBase.open(tmp_path / "data", HashingEmbedder(32, "hash-b"))
-    again = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(64, "hash-a"))
-    assert again.count() == count
+        KnowledgeBase.open_reader(tmp_path / "data", HashingEmbedder(32, "hash-b"))
+    again = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(32, "hash-b"))
+    assert again.count() == count and again.records.get_meta("embedder") == "hash-b|32"
     again.close()
 
 

@@ -136,6 +136,28 @@ def test_strict_mode_with_an_empty_knowledge_base(tmp_path):
     kb.close()
 
 
+def test_strict_mode_says_why_it_abstained(knowledge, tmp_path):
+    model = ScriptedModel("should not be called")
+    off = events(AnswerPipeline(model, knowledge, strict=True), ChatRequest("invoice total?", use_knowledge=False))
+    assert off[-1].abstained and off[-1].text.startswith("No documents were searched: the knowledge base is off")
+    from assistant.loading import Background
+    from retrieval.errors import IndexUnreachableError
+
+    def unreachable():  # as the composition root loads it: retrieval errors become KnowledgeError
+        from assistant.knowledge import translated_errors
+
+        with translated_errors():
+            raise IndexUnreachableError("the Chroma server at http://127.0.0.1:9 did not answer")
+
+    broken = Knowledge(Background("knowledge base", unreachable)).start()
+    out = events(AnswerPipeline(model, broken, strict=True), ChatRequest("invoice total?"))
+    assert out[-1].abstained and out[-1].text.startswith("No documents could be searched: the knowledge base is "
+                                                         "unavailable (")
+    zh = events(AnswerPipeline(model, knowledge, strict=True), ChatRequest("发票总额？", use_knowledge=False))
+    assert zh[-1].text.startswith("没有检索任何文档")
+    assert not model.calls
+
+
 def test_strict_mode_passes_when_a_source_is_relevant(knowledge):
     model = ScriptedModel("42 euros [1]")
     out = events(AnswerPipeline(model, knowledge, min_score=0.3, strict=True), ChatRequest("invoice total"))
