@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from assistant.accounts import sign_in_for
 from assistant.conversations import Conversation, ConversationStore, Turn, source_record
 from assistant.errors import AssistantError, ConfigurationError, InputError
+from assistant.models.presets import public_name
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
 from assistant.shelf import DEFAULT_TITLE, SHARED_TITLE
 from assistant.settings import Settings
@@ -195,7 +196,9 @@ class AssistantUI:
                 self.gate.forget_upload(user, str(path))
 
     def _model_name(self) -> str | None:
-        return getattr(self.workspaces.model, "name", None)
+        """The model that answers, as users may see it (stored with each turn, so in exports too)."""
+        name = getattr(self.workspaces.model, "name", None)
+        return public_name(name) if name else None
 
     def _model_ready(self) -> bool:
         return self.workspaces.model.status().state == "ready"
@@ -484,9 +487,10 @@ class AssistantUI:
     def status(self, request: gr.Request = None):
         statuses = self.workspaces.status()
         settled = all(s.state in ("ready", "failed") for s in statuses)
-        text = render.status_markdown(statuses, words(language(request)))
+        lang = language(request)
+        text = render.status_markdown(statuses, words(lang), lambda message: explain(lang, message))
         if self._model_ready():  # which model answers, under which licence (and terms of its own)
-            text += "  \n" + render.model_note(self._model_name() or "", words(language(request)))
+            text += "  \n" + render.model_note(getattr(self.workspaces.model, "name", "") or "", words(lang))
         return text, gr.Timer(active=not settled)
 
     def account(self, request: gr.Request):
@@ -579,16 +583,21 @@ class AssistantUI:
                                     show_label=False)
                 data = gr.JSON(visible=False, label="sources")
         # While an answer streams the send button becomes Stop, and back when it ends (as gr.ChatInterface).
-        generating = gr.MultimodalTextbox(submit_btn=False, stop_btn=True)
-        idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
-        box.submit(lambda: generating, None, [box], queue=False, api_visibility="private")
+        # (built when the event runs, as an update: built here, inside the Blocks, they would be rendered)
+        def generating():
+            return gr.MultimodalTextbox(submit_btn=False, stop_btn=True)
+
+        def idle():
+            return gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
+
+        box.submit(generating, None, [box], queue=False, api_visibility="private")
         sending = box.submit(self.send, [box, conversation, *options],
                              [chatbot, cards, data, conversation, box, chooser, exports, title],
                              api_visibility="private", show_progress_on=[chatbot])
-        sending.then(lambda: idle, None, [box], queue=False, api_visibility="private")
+        sending.then(idle, None, [box], queue=False, api_visibility="private")
         box.stop(None, None, None, cancels=[sending]).then(  # then the stopped turn, with its notice
             self.stopped, [conversation], [chatbot, cards, data], api_visibility="private").then(
-            lambda: idle, None, [box], queue=False, api_visibility="private")
+            idle, None, [box], queue=False, api_visibility="private")
         # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
         api_answer = gr.Markdown(visible=False, label="answer")
         trigger = gr.Button(visible=False)

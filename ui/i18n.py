@@ -139,7 +139,7 @@ SERVER: dict[str, dict[str, str]] = {
         "Text": "Text", "Markdown": "Markdown", "PDF": "PDF", "Web page": "Web page", "Word": "Word",
         "Image": "Image",
         "export": "Export", "JSON": "JSON", "ZIP with images": "ZIP with images",
-        "answers": "Answers from", "terms": "Terms of this model",
+        "answers": "Answers from", "terms": "Terms of this model", "local folder": "a local folder",
     },
     "zh": {
         "loading": "模型仍在加载；加载完成后将开始回答。",
@@ -170,7 +170,7 @@ SERVER: dict[str, dict[str, str]] = {
         "Image": "图片",
         "My documents": "我的文档", "Shared library": "共享资料库",
         "export": "导出", "JSON": "JSON", "ZIP with images": "ZIP（含图片）",
-        "answers": "回答模型", "terms": "此模型的使用条款",
+        "answers": "回答模型", "terms": "此模型的使用条款", "local folder": "本地文件夹",
     },
 }
 
@@ -280,7 +280,16 @@ _MESSAGES_ZH: list[tuple[str, str]] = [
     (r"The image (?P<name>.*) cannot be read \((?P<detail>.*)\)\.", "图片 {name} 无法读取（{detail}）。"),
     (r"Ask something first: a new conversation has nothing to rename yet\.", "请先提问：新会话还没有可以重命名的内容。"),
     (r"The model server at (?P<url>\S+) did not answer in time\.", "模型服务器 {url} 未能及时响应。"),
+    (r"The (?P<what>model|embedding model|text embedding model) '(?P<name>[^']+)' is not in the local Hugging "
+     r"Face cache, and it cannot be downloaded now \((?P<why>[^)]*)\)\. Three ways on: `make demo` serves the app "
+     r"with tiny offline models; `python -m assistant download` on a machine with network fills its Hugging Face "
+     r"cache \(~/\.cache/huggingface\), which you then copy to this one; or set ASSISTANT_OFFLINE=true and "
+     r"(?P<variable>\w+) to a local folder holding the model\.",
+     "{what_zh}“{name}”不在本机的 Hugging Face 缓存中，现在也无法下载（{why}）。三种办法：`make demo` 用离线的微型"
+     "模型启动本应用；在有网络的机器上运行 `python -m assistant download` 填充其 Hugging Face 缓存"
+     "（~/.cache/huggingface），再复制到本机；或设置 ASSISTANT_OFFLINE=true，并把 {variable} 设为存放该模型的本地文件夹。"),
 ]
+_WHAT_ZH = {"model": "模型", "embedding model": "嵌入模型", "text embedding model": "文本嵌入模型"}
 
 _COMPILED: dict[str, list[tuple[re.Pattern, str]]] = {}
 
@@ -298,7 +307,8 @@ def explain(lang: str, message: str) -> str:
         _COMPILED.update(problems=_table(_PROBLEMS_ZH), messages=_table(_MESSAGES_ZH))
     for pattern, template in _COMPILED["messages"]:
         if m := pattern.match(message):
-            return template.format(**m.groupdict())
+            values = m.groupdict()
+            return template.format(**values, what_zh=_WHAT_ZH.get(values.get("what", ""), ""))
     for pattern, template in _COMPILED["problems"]:  # the problem alone (a report line names the file)
         if m := pattern.match(message):
             return template.format(**m.groupdict())

@@ -198,7 +198,8 @@ a.cite { text-decoration: none; font-weight: 600; }
 """
 
 
-def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None = None) -> str:
+def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None = None,
+                    explain: Callable[[str], str] = str) -> str:
     """One line per component, its state as a coloured dot (a character every font has, not an emoji), in
     the reader's words; a failure's own message (it says what to do) as it is."""
     say = words or _english
@@ -206,7 +207,7 @@ def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None
 
     def line(s: LoadStatus) -> str:
         if s.state == "failed" or words is None:
-            return message_markdown(s.message)
+            return message_markdown(explain(s.message))
         detail = s.message.split(": ", 1)[1] if s.state == "loading" and ": " in s.message else say(states[s.state])
         if s.state == "loading":
             detail = detail.replace("loading", say("loading_state"))
@@ -217,11 +218,12 @@ def status_markdown(statuses: list[LoadStatus], words: Callable[..., str] | None
 
 def model_note(name: str, words: Callable[..., str] | None = None) -> str:
     """The model that answers, with its licence when it is a preset's, and terms of its own in full."""
-    from assistant.models.presets import for_checkpoint
+    from assistant.models.presets import for_checkpoint, is_local, public_name
 
     say = words or _english
     known = for_checkpoint(name)
-    line = f"{say('answers')}{say('colon')}`{safe_markdown(name)}`"
+    shown = f"{public_name(name)} ({say('local folder')})" if is_local(name) else name  # never a server path
+    line = f"{say('answers')}{say('colon')}`{safe_markdown(shown)}`"
     if known is None:
         return line
     line += f" · [{known.licence}]({known.licence_url})"

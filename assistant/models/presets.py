@@ -56,8 +56,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2_5_vl", "Qwen Research License (non-commercial)",
            "https://huggingface.co/Qwen/Qwen2.5-VL-3B-Instruct/blob/main/LICENSE", 3.8, PIXELS, True,
            note="the default before; research use only"),
-    Preset("gemma-4-e4b", "google/gemma-4-e4b-it", "gemma4", APACHE, APACHE_URL, None, NO_BOXES, False,
-           note="parameter count not known here (effective 4B; per-layer embeddings beside)"),
+    Preset("gemma-4-e4b", "google/gemma-4-E4B-it", "gemma4", APACHE, APACHE_URL, 8.9, NO_BOXES, False,
+           note="4B effective; 8.9 B with its per-layer embeddings (Google's table: 17.9 GB in BF16)"),
     Preset("smolvlm2-2.2b", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm", APACHE, APACHE_URL, 2.2, NO_BOXES,
            False, for_cpu=True),
     Preset("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "smolvlm", APACHE, APACHE_URL, 0.26,
@@ -148,3 +148,14 @@ def markdown_table() -> str:
         rows.append(f"| `{p.name}` | `{p.checkpoint}` | [{p.licence}]({p.licence_url}) | {params} | {weights} "
                     f"| {BOX_WORDS[p.boxes]} | {'yes' if p.static_decoder else 'no (`generate`)'} | {p.note} |")
     return "\n".join(rows)
+
+
+def is_local(checkpoint: str) -> bool:
+    """A folder on this machine rather than a hub id (``org/name``)."""
+    return checkpoint.startswith(("/", ".", "~")) or "\\" in checkpoint or checkpoint.count("/") > 1
+
+
+def public_name(checkpoint: str) -> str:
+    """The model's name as users may see it (on the page, in their exports): a hub id as it is, a local
+    folder by its own name only, never the server's path to it."""
+    return checkpoint.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if is_local(checkpoint) else checkpoint

@@ -69,6 +69,11 @@ def test_a_first_run_without_network_says_so_in_seconds(browser, tmp_path):
         box.fill("Hello?")
         box.press("Enter")
         page.locator(BOT).last.get_by_text("make demo").wait_for(timeout=30_000)  # a question says it too
+        chinese = browser.new_context(locale="zh-CN").new_page()  # a Chinese reader is told in Chinese
+        chinese.goto(url)
+        chinese.locator("#status").get_by_text("不在本机的 Hugging Face 缓存中").first.wait_for(timeout=60_000)
+        assert "make demo" in chinese.locator("#status").inner_text()
+        chinese.context.close()
     finally:
         context.close()
         app.terminate()

@@ -126,6 +126,8 @@ def test_stop_is_visible_while_streaming_and_stops(page, served):
         send = page.locator("#chat-input button.submit-button")
         send.wait_for(state="visible", timeout=20_000)
         assert stop.count() == 0 or not stop.is_visible()  # idle: Send, no Stop
+        assert page.locator(".multimodal-textbox").count() == 1  # no stray input box beside the chat's
+        assert page.locator("button.stop-button").count() == page.locator("#chat-input button.stop-button").count()
         box.fill("Tell me a long story.")
         box.press("Enter")
         stop.wait_for(state="visible", timeout=20_000)

@@ -103,3 +103,15 @@ def test_the_ingest_report_in_chinese(tmp_path):
 def test_a_message_keeps_its_tildes_literal():
     text = message_markdown("in its cache (~/.cache/huggingface); or copy (~/.cache) here: `cp ~/a b`")
     assert "(\\~/.cache/huggingface)" in text and "(\\~/.cache)" in text and "`cp ~/a b`" in text
+
+
+def test_a_first_run_without_network_is_told_in_chinese():
+    from retrieval.hub import unavailable
+
+    for what, word in (("model", "模型"), ("embedding model", "嵌入模型"), ("text embedding model", "文本嵌入模型")):
+        message = unavailable("org/some-model", what, "ASSISTANT_MODEL__CHECKPOINT", "no connection to hub:443")
+        chinese = explain("zh", message)
+        assert chinese.startswith(f"{word}“org/some-model”不在本机的 Hugging Face 缓存中"), chinese
+        for way in ("`make demo`", "`python -m assistant download`", "ASSISTANT_OFFLINE=true",
+                    "ASSISTANT_MODEL__CHECKPOINT", "no connection to hub:443"):
+            assert way in chinese, (way, chinese)

@@ -64,3 +64,14 @@ def test_chat_refuses_non_image_attachments():
         ui._message({"text": "read", "files": [{"path": "/u/report.pdf"}]})
     text, images = ui._message({"text": "look", "files": ["/u/a.PNG"]})
     assert text == "look" and images == [Path("/u/a.PNG")]
+
+
+def test_the_model_line_names_the_licence_and_never_a_server_path():
+    from ui.render import model_note
+
+    assert "[Apache-2.0]" in model_note("Qwen/Qwen3-VL-4B-Instruct")
+    terms = model_note("google/medgemma-4b-it")
+    assert "Health AI Developer Foundations" in terms and "not intended to directly inform clinical" in terms
+    local = model_note("/srv/models/tiny/qwen2_5_vl")
+    assert "qwen2_5_vl (a local folder)" in local and "/srv" not in local
+    assert model_note("my-org/private-vlm").endswith("`my-org/private-vlm`")  # a hub id as it is
