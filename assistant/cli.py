@@ -46,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--answers", action="store_true", help="also ask the configured model each question "
                           "that has an expected answer: accuracy and citation precision/recall")
+    calibrate = sub.add_parser("calibrate", help="propose a relevance threshold (ASSISTANT_RETRIEVAL__MIN_SCORE) "
+                               "from a labelled set of answerable and unanswerable questions")
+    calibrate.add_argument("file", type=Path)
+    calibrate.add_argument("--json", action="store_true")
     users = sub.add_parser("users", help="who may sign in (ASSISTANT_AUTH__MODE=password): add, remove, "
                            "list, passwd")
     users_sub = users.add_subparsers(dest="action", required=True)
@@ -277,6 +281,14 @@ def _check_hub() -> None:
                              "with network, then copy its Hugging Face cache (~/.cache/huggingface) here.")
 
 
+def cmd_calibrate(args, session: Session) -> int:
+    from assistant.evaluation import calibrate, calibration_table, evaluate
+
+    proposal = calibrate(evaluate(args.file, session.settings))
+    print(json.dumps(proposal, ensure_ascii=False, indent=2) if args.json else calibration_table(proposal))
+    return 0
+
+
 def cmd_eval(args, session: Session) -> int:
     from assistant.evaluation import evaluate, table
 
@@ -388,5 +400,5 @@ def _new_password(from_stdin: bool) -> str:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
-            "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "users": cmd_users,
-            "kbs": cmd_kbs}
+            "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "calibrate": cmd_calibrate,
+            "users": cmd_users, "kbs": cmd_kbs}

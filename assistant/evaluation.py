@@ -162,6 +162,7 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
             kb.close()
     result = {"scores": {k: v.row() for k, v in sorted(scores.items())},
               "abstention": abstention.row(r.min_score),
+              "scored": [[round(score, 4), answerable] for score, answerable in abstention.scores],
               "near_duplicates": {"top_k": r.k, "hits": top_k, "repeated": repeated,
                                   "rate": _ratio(repeated, top_k)},
               "ingest_failures": failed}
@@ -201,4 +202,39 @@ def table(result: dict) -> str:
         lines += ["", "answers", f"{'questions':>9} {'accuracy':>8} {'citation precision':>18} {'citation recall':>15}",
                   f"{s['questions']:>9} {s['accuracy']:>8.2f} {s['citation precision']:>18.2f} {s['citation recall']:>15.2f}"]
     lines += [f"ingest failure: {e}" for e in result["ingest_failures"]]
+    return "\n".join(lines)
+
+
+def calibrate(result: dict) -> dict:
+    """Thresholds for ``ASSISTANT_RETRIEVAL__MIN_SCORE`` from a labelled set's relevance scores: the one
+    with the best F1 of "answerable" (for the relevance filter), the highest that keeps 95% of the
+    answerable questions (it drops sources least often), and the lowest whose precision is 95% (for strict
+    mode: it abstains on most unanswerable questions). Each with its precision, recall and F1."""
+    scored = [(float(score), bool(answerable)) for score, answerable in result["scored"]]
+    candidates = sorted({score for score, _ in scored})
+    rows = [Abstention(scored).row(threshold) for threshold in candidates]
+    if not rows:
+        raise InputError("The set has no questions to calibrate on.")
+    best = max(rows, key=lambda row: (row["f1"], -row["threshold"]))
+    keeps = [row for row in rows if row["recall"] >= 0.95]
+    precise = [row for row in rows if row["precision"] >= 0.95]
+    return {"questions": len(scored), "answerable": sum(t for _, t in scored), "roc_auc": roc_auc(scored),
+            "best_f1": best, "recall_95": max(keeps, key=lambda row: row["threshold"]) if keeps else None,
+            "precision_95": min(precise, key=lambda row: row["threshold"]) if precise else None}
+
+
+def calibration_table(proposal: dict) -> str:
+    auc = "-" if proposal["roc_auc"] is None else f"{proposal['roc_auc']:.3f}"
+    lines = [f"{proposal['questions']} questions, {proposal['answerable']} answerable; ROC-AUC of the relevance "
+             f"score {auc}", f"{'aim':<34} {'threshold':>9} {'precision':>9} {'recall':>6} {'f1':>5}"]
+    for key, aim in (("best_f1", "best F1 (the relevance filter)"), ("recall_95", "keeps 95% of the answerable"),
+                     ("precision_95", "95% precise (strict mode)")):
+        row = proposal[key]
+        if row is None:
+            lines.append(f"{aim:<34} {'-':>9}  (no threshold reaches it on this set)")
+            continue
+        lines.append(f"{aim:<34} {row['threshold']:>9.3f} {row['precision']:>9.2f} {row['recall']:>6.2f} "
+                     f"{row['f1']:>5.2f}")
+    best = proposal["best_f1"]["threshold"]
+    lines.append(f"proposed: ASSISTANT_RETRIEVAL__MIN_SCORE={best:.3f}")
     return "\n".join(lines)

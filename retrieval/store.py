@@ -360,38 +360,47 @@ class KnowledgeBase:
     # -- query ----------------------------------------------------------------------------------
 
     def search(self, text: str | None = None, images: Sequence[Image] = (), *, k: int = 4) -> list[Hit]:
-        """Search with the text and each image; fuse the rankings; best first."""
+        """Search with the text and each image; fuse the rankings; best first. Each hit carries its
+        evidence: its cosine per space, its BM25 score, its rank after fusion."""
         text = (text or "").strip()
         n = max(4 * k, 20)
-        rankings, cosines = [], {}
+        rankings: list[list[str]] = []
+        spaces: dict[str, dict[str, float]] = {"cross": {}, "text": {}}  # the best cosine per space
+        bm25: dict[str, float] = {}
         texts = [text] if text else []
         if images:
             if self.embedder is not None:
-                rankings += [self._dense("cross", v, n, cosines) for v in self.embedder.embed_images(list(images))]
+                rankings += [self._dense("cross", v, n, spaces) for v in self.embedder.embed_images(list(images))]
             if self.ocr_queries:  # text in a query image finds passages: image to text
                 texts += [t for t in self.parser.ocr(list(images), "query image") if t.strip()]
         for query in texts:
             if self.embedder is not None:
-                rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, cosines))
+                rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, spaces))
+            lexical = self.records.lexical_search(query, n)
+            for cid, score in lexical:
+                bm25[cid] = max(bm25.get(cid, float("-inf")), float(score))
             if self.text_embedder is not None:
                 vector = self.text_embedder.embed_texts([query])[0]
-                rankings.append(self._dense("text", vector, n, cosines))
-                lexical = [cid for cid, _ in self.records.lexical_search(query, n)]
-                self._fill_cosines("text", vector, lexical, cosines)
-                rankings.append(lexical)
-            else:
-                rankings.append([cid for cid, _ in self.records.lexical_search(query, n)])
+                rankings.append(self._dense("text", vector, n, spaces))
+                self._fill_cosines("text", vector, [cid for cid, _ in lexical], spaces)
+            rankings.append([cid for cid, _ in lexical])
         # every candidate read from the record at once, before fusing: a document deleted meanwhile
         # drops out of every ranking, and the k places are filled from what was there at that moment
         chunks = self.records.chunks({cid for ranking in rankings for cid in ranking})
         fused = reciprocal_rank_fusion([kept for r in rankings if (kept := [c for c in r if c in chunks])])
+        rank = {cid: i + 1 for i, (cid, _) in enumerate(fused)}
         top = distinct([cid for cid, _ in fused], chunks, k, self._cross_vectors)  # near-duplicates once
-        return [Hit(chunks[cid], cosines.get(cid, 0.0)) for cid in top]
+        hits = []
+        for cid in top:
+            evidence = {space: found[cid] for space, found in spaces.items() if cid in found}
+            if cid in bm25:
+                evidence["bm25"] = bm25[cid]
+            evidence["fused_rank"] = rank[cid]
+            best = max((v for key, v in evidence.items() if key in spaces), default=0.0)
+            hits.append(Hit(chunks[cid], best, evidence))
+        return hits
 
-    def _cross_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        return {cid: row for got, matrix in self.records.vectors("cross", ids) for cid, row in zip(got, matrix)}
-
-    def _dense(self, space: str, vector, n: int, cosines: dict[str, float]) -> list[str]:
+    def _dense(self, space: str, vector, n: int, spaces: dict[str, dict[str, float]]) -> list[str]:
         """The ``n`` nearest committed chunks. A write in progress puts its vectors in the index a moment
         before its record commits; those are skipped (asking the index for more), never returned."""
         asked = n
@@ -402,16 +411,21 @@ class KnowledgeBase:
                 break
             asked *= 4
         hits = [(cid, similarity) for cid, similarity in hits if cid in committed][:n]
+        found = spaces[space]
         for cid, similarity in hits:
-            cosines[cid] = max(cosines.get(cid, -1.0), similarity)
+            found[cid] = max(found.get(cid, -1.0), similarity)
         return [cid for cid, _ in hits]
 
-    def _fill_cosines(self, space: str, vector, ids: list[str], cosines: dict[str, float]) -> None:
+    def _fill_cosines(self, space: str, vector, ids: list[str], spaces: dict[str, dict[str, float]]) -> None:
         """Give lexical-only hits a similarity too, from their stored vectors (exact)."""
-        missing = [cid for cid in ids if cid not in cosines]
+        found = spaces[space]
+        missing = [cid for cid in ids if cid not in found]
         for got, matrix in self.records.vectors(space, missing):
             for cid, similarity in zip(got, matrix @ np.asarray(vector, dtype=np.float32)):
-                cosines[cid] = float(similarity)
+                found[cid] = float(similarity)
+
+    def _cross_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return {cid: row for got, matrix in self.records.vectors("cross", ids) for cid, row in zip(got, matrix)}
 
     def documents(self) -> list[DocumentInfo]:
         return self.records.documents()

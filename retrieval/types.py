@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -24,8 +24,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
+    """A chunk found, its score (its best cosine similarity to the query: what the relevance threshold
+    compares) and the evidence for it: its cosine in each space that found it (``cross``, ``text``), its
+    BM25 score when keywords found it, and its rank after fusion."""
+
     chunk: Chunk
     score: float
+    evidence: dict = field(default_factory=dict, compare=False)
 
     @property
     def source(self) -> str:
@@ -36,6 +41,7 @@ class Hit:
         return {
             "id": c.id, "doc_id": c.doc_id, "source": c.source, "kind": c.kind, "locator": c.locator,
             "text": c.text, "thumbnail": c.thumbnail, "score": round(self.score, 4),
+            "evidence": {k: round(v, 4) if isinstance(v, float) else v for k, v in self.evidence.items()},
         }
 
 

@@ -115,3 +115,23 @@ def test_the_cli_asks_the_configured_model_with_answers(tmp_path, tiny_models):
     assert out.returncode == 0, out.stderr[-2000:]
     answers = json.loads(out.stdout)["answers"]
     assert answers["questions"] == 12 and 0.0 <= answers["accuracy"] <= 1.0
+
+
+def test_calibrate_proposes_a_threshold(tmp_path):
+    """``python -m assistant calibrate``: thresholds from the set's answerable and unanswerable questions."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "ASSISTANT_RETRIEVAL__EMBEDDER": "", "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": minilm_folder()}
+    spec = write(tmp_path / "set")
+    out = subprocess.run([sys.executable, "-m", "assistant", "calibrate", str(spec), "--json"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    proposal = json.loads(out.stdout)
+    assert proposal["questions"] == 37 and proposal["answerable"] == 29
+    best = proposal["best_f1"]
+    assert 0.0 < best["threshold"] < 1.0 and best["f1"] >= 0.9
+    if proposal["precision_95"] is not None:
+        assert proposal["precision_95"]["precision"] >= 0.95
+    assert proposal["recall_95"]["recall"] >= 0.95
+    table = subprocess.run([sys.executable, "-m", "assistant", "calibrate", str(spec)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600).stdout
+    assert f"ASSISTANT_RETRIEVAL__MIN_SCORE={best['threshold']:.3f}" in table

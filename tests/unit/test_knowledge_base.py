@@ -178,3 +178,22 @@ def test_a_document_deleted_during_a_search_gives_up_its_places_to_others(kb, do
     kb.index.query = then_delete
     hits = kb.search("invoice total euros", k=3)
     assert len(hits) == 3 and not any(h.chunk.source.endswith("invoice.txt") for h in hits)
+
+
+def test_every_hit_carries_its_evidence(tmp_path, docs):
+    """Cosine per space that found it, BM25 when keywords did, and its rank after fusion; the score is the
+    best cosine (what the threshold compares), so a hit found by keywords alone still has one."""
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), text_embedder=HashingEmbedder(96, "text-hash"))
+    try:
+        kb.ingest_paths([docs])
+        hits = kb.search("invoice total euros", k=4)
+        top = hits[0]
+        assert top.chunk.source.endswith("invoice.txt")
+        assert {"cross", "text", "bm25", "fused_rank"} <= set(top.evidence) and top.evidence["bm25"] > 0
+        assert top.score == max(top.evidence["cross"], top.evidence["text"])
+        assert [h.evidence["fused_rank"] for h in hits] == sorted(h.evidence["fused_rank"] for h in hits)
+        assert top.to_dict()["evidence"]["fused_rank"] == 1
+        picture = kb.search(None, [__import__("PIL.Image", fromlist=["Image"]).new("RGB", (20, 20), "red")], k=1)[0]
+        assert set(picture.evidence) == {"cross", "fused_rank"}  # found by its pixels alone
+    finally:
+        kb.close()
