@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.models.presets import CPU_DEFAULT, GPU_DEFAULT, PRESETS, markdown_table, preset
+from tests.helpers.fake_hub import put_in_cache
 from tests.helpers.tiny_models import PRESET_BUILDERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,17 +38,6 @@ LOAD_EACH = textwrap.dedent("""
                           "boxes": model.capabilities.boxes, "answered": isinstance(answer, str)}))
         model.close()
 """)
-
-
-def put_in_cache(cache: Path, repo_id: str, folder: Path) -> None:
-    """Lay ``folder`` out as the hub client caches a download of ``repo_id`` (refs/main -> snapshot)."""
-    import shutil
-
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    shutil.copytree(folder, repo / "snapshots" / commit)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
 
 
 def test_every_preset_loads_through_the_product_and_answers(tmp_path, red_png):

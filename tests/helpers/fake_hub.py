@@ -86,3 +86,14 @@ def serve_hub(repos: dict[str, Path]):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def put_in_cache(cache: Path, repo_id: str, folder: Path) -> None:
+    """Lay ``folder`` out as the hub client caches a download of ``repo_id`` (refs/main -> snapshot), as if
+    ``python -m assistant download`` had fetched it: ``cache`` is ``$HF_HOME/hub``."""
+    import shutil
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / COMMIT)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)

@@ -6,7 +6,6 @@ is here loads with no network wait. Nothing here reaches the internet: the "hub"
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from retrieval import hub
 from retrieval.hub import CheckpointUnavailableError, origin
+from tests.helpers.fake_hub import put_in_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 WAYS_ON = ("make demo", "python -m assistant download", "ASSISTANT_OFFLINE=true")
@@ -50,15 +50,6 @@ def online(monkeypatch):
     hub.forget_probes()
     yield
     hub.forget_probes()
-
-
-def put_in_cache(cache: Path, repo_id: str, folder: Path) -> None:
-    """Lay ``folder`` out as the hub client caches a download of ``repo_id`` (refs/main -> snapshot)."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    shutil.copytree(folder, repo / "snapshots" / commit)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
 
 
 def assert_ways_on(message: str, checkpoint: str, variable: str) -> None:
