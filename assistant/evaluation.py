@@ -113,7 +113,8 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
     from assistant.pipeline import AnswerPipeline, Completed, Retrieved
     from assistant.types import ChatRequest, GenerationParams
     from retrieval import RetrievalError
-    from retrieval.distinct import PICTURES, TEXT_OVERLAP, overlap, shingles
+    from retrieval.distinct import TEXT_OVERLAP, overlap, shingles
+    from retrieval.types import PICTURES
     from retrieval.loaders import open_image
 
     spec = load(path)

@@ -23,9 +23,8 @@ from assistant.models.base import VisionChatModel
 from assistant.shelf import Shelf
 from assistant.types import ChatRequest, ChatTurn
 from retrieval import Hit
-from retrieval.types import view_of
+from retrieval.types import PICTURES, view_of
 
-PICTURES = ("image", "figure", "page")
 TOKEN_PIXELS = 28 * 28  # one visual token (Qwen2.5-VL; Qwen3-VL's are 32x32, so the budget errs low)
 MIN_SOURCE_PIXELS = 64 * TOKEN_PIXELS  # a source picture smaller than this is not worth sending
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from retrieval.lexical import tokens
-from retrieval.types import Chunk
+from retrieval.types import PICTURES, Chunk
 
 TEXT_OVERLAP = 0.8
 PICTURE_COSINE = 0.98
-PICTURES = ("image", "figure", "page")
 
 
 def shingles(text: str, size: int = 3) -> frozenset:

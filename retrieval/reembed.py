@@ -16,9 +16,9 @@ from pathlib import Path
 
 from retrieval.errors import EmbedderMismatchError
 from retrieval.records import Records
+from retrieval.types import PICTURES
 
 log = logging.getLogger(__name__)
-PICTURES = ("image", "figure", "page")
 HEAD_CHARS = 300  # as at ingest: the part of a text chunk the cross-modal space sees
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in all)

@@ -72,6 +72,7 @@ class IngestReport:
         return self.status != "failed"
 
 
+PICTURES = ("image", "figure", "page")  # the chunk kinds that are pictures (have pixels)
 VIEW_PIXELS = 1024 * 1024  # a picture as the model is shown it when it is a source (a thumbnail is 384 a side)
 
 
