@@ -24,6 +24,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,13 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS vectors (
     chunk_id TEXT NOT NULL, space TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (chunk_id, space));
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(chunk_id UNINDEXED, tokens);
-CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row');
+DROP TABLE IF EXISTS lexical_vocab;
+CREATE TABLE IF NOT EXISTS lexical_df (term TEXT PRIMARY KEY, chunks INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 DOCUMENT_COLUMNS = "doc_id, source, kind, chunks, added_at, bytes, pages"  # DocumentInfo's fields in order
 STAGED = ".staged"  # suffix of a space's vectors being rebuilt for a new embedder (retrieval/reembed.py)
+LEXICAL_DF = "lexical_df"  # meta key: the table of chunks per token is filled (it came after the BM25 index)
 SCRUB_PENDING = "scrub_pending"  # meta key: a delete whose traces have not all been removed yet
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for a lock before giving up
 CHECKPOINT_WAIT = 1.0  # seconds one checkpoint waits for readers to leave the log
@@ -129,17 +132,35 @@ class Records:
                 self.db.close()
 
     def _reindex_lexical_if_stale(self) -> None:
-        """Rebuild the BM25 index from the chunks when it was made by another tokenizer version."""
-        if self.get_meta("lexical_version") == LEXICAL_VERSION:
-            return
-        with self._transaction():
-            rows = self.db.execute("SELECT l.chunk_id, c.text FROM lexical l JOIN chunks c ON c.id = l.chunk_id"
-                                   ).fetchall()
-            self.db.execute("DELETE FROM lexical")
-            self.db.executemany("INSERT INTO lexical VALUES (?, ?)",
-                                ((cid, " ".join(tokens(text))) for cid, text in rows))
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_version', ?)", (LEXICAL_VERSION,))
-        self.reindexed = len(rows)
+        """Rebuild the BM25 index from the chunks when it was made by another tokenizer version, and the
+        count of chunks per token when it is missing (a record from before it was kept)."""
+        if self.get_meta("lexical_version") != LEXICAL_VERSION:
+            with self._transaction():
+                rows = self.db.execute("SELECT l.chunk_id, c.text FROM lexical l JOIN chunks c ON c.id = l.chunk_id"
+                                       ).fetchall()
+                self.db.execute("DELETE FROM lexical")
+                self.db.executemany("INSERT INTO lexical VALUES (?, ?)",
+                                    ((cid, " ".join(tokens(text))) for cid, text in rows))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_version', ?)", (LEXICAL_VERSION,))
+                self.db.execute("DELETE FROM meta WHERE key = ?", (LEXICAL_DF,))
+            self.reindexed = len(rows)
+        if self.get_meta(LEXICAL_DF) is None:
+            with self._transaction():
+                self.db.execute("DELETE FROM lexical_df")
+                self._count_terms((r[0] for r in self.db.execute("SELECT tokens FROM lexical")), +1)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (LEXICAL_DF,))
+
+    def _count_terms(self, token_strings: Iterable[str], sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) chunks from the count of chunks per token; a token no chunk
+        has any more leaves the table (a deleted document's words are not kept). Inside a transaction."""
+        counts = Counter(t for text in token_strings for t in set(text.split()))
+        if sign > 0:
+            self.db.executemany("INSERT INTO lexical_df VALUES (?, ?) ON CONFLICT(term) DO UPDATE "
+                                "SET chunks = chunks + excluded.chunks", counts.items())
+        else:
+            self.db.executemany("UPDATE lexical_df SET chunks = chunks - ? WHERE term = ?",
+                                [(n, t) for t, n in counts.items()])
+            self.db.execute("DELETE FROM lexical_df WHERE chunks <= 0")
 
     # -- meta -----------------------------------------------------------------------------------
 
@@ -158,6 +179,7 @@ class Records:
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO documents (doc_id, source, kind, chunks, added_at, bytes, pages) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)", (doc_id, source, kind, len(entries), time.time(), size, pages))
+            indexed = []
             for e in entries:
                 c = e.chunk
                 self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
@@ -166,7 +188,9 @@ class Records:
                     self.db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                                     (c.id, space, np.asarray(vector, dtype=np.float32).tobytes()))
                 if e.lexical and c.text.strip():
-                    self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, " ".join(tokens(c.text))))
+                    indexed.append(" ".join(tokens(c.text)))
+                    self.db.execute("INSERT INTO lexical VALUES (?, ?)", (c.id, indexed[-1]))
+            self._count_terms(indexed, +1)
 
     def stage_vectors(self, space: str, ids: Sequence[str], vectors) -> None:
         """Vectors for ``space`` written beside the live ones (as ``space + STAGED``), one batch at a time,
@@ -207,6 +231,8 @@ class Records:
         with self._transaction():
             for chunk_id in ids:
                 self.db.execute("DELETE FROM vectors WHERE chunk_id = ?", (chunk_id,))
+                self._count_terms([r[0] for r in self.db.execute("SELECT tokens FROM lexical WHERE chunk_id = ?",
+                                                                 (chunk_id,))], -1)
                 self.db.execute("DELETE FROM lexical WHERE chunk_id = ?", (chunk_id,))
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
@@ -323,23 +349,34 @@ class Records:
         finally:
             cursor.close()
 
-    def lexical_search(self, text: str, k: int, max_share: float = 0.2) -> list[tuple[str, float]]:
-        """BM25 over the tokens (Latin words, Chinese bigrams); higher is better. Tokens found in more
-        than ``max_share`` of the chunks say little and make the query slow: the rarest two are kept."""
+    def lexical_search(self, text: str, k: int, max_share: float = 0.2,
+                       max_rows: int = 10_000) -> list[tuple[str, float]]:
+        """BM25 over the tokens (Latin words, Chinese bigrams); higher is better. FTS5 scores every chunk a
+        term matches, so the terms are taken rarest first while the chunks they match add up to at most
+        ``max_rows`` (about 6 ms); tokens found in more than ``max_share`` of the chunks say little and
+        are left out unless all are (then the rarest two are kept)."""
         terms = list(dict.fromkeys(query_terms(text)))
         if not terms:
             return []
         marks = ",".join("?" * len(terms))
-        df = dict(self.read.execute(f"SELECT term, doc FROM lexical_vocab WHERE term IN ({marks})", terms))
-        terms = [t for t in terms if t in df]  # a token no chunk has cannot match
-        if not terms:
+        try:
+            df = dict(self.read.execute(f"SELECT term, chunks FROM lexical_df WHERE term IN ({marks})", terms))
+        except sqlite3.OperationalError:  # read beside a writer of an older version, before it kept the table
+            df = dict.fromkeys(terms, 0)
+        ranked = sorted((t for t in terms if t in df), key=df.get)  # a token no chunk has cannot match
+        if not ranked:
             return []
         limit = max(self.count() * max_share, 1)
-        rare = [t for t in terms if df[t] <= limit] or sorted(terms, key=df.get)[:2]
+        rare, rows = [], 0
+        for term in [t for t in ranked if df[t] <= limit] or ranked[:2]:
+            if rare and rows + df[term] > max_rows:
+                break
+            rare.append(term)
+            rows += df[term]
         query = " OR ".join('"' + t.replace('"', "") + '"' for t in rare)
-        rows = self.read.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
+        found = self.read.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
                                "ORDER BY bm25(lexical) LIMIT ?", (query, k))
-        return [(r[0], -float(r[1])) for r in rows]
+        return [(r[0], -float(r[1])) for r in found]
 
 
 class Transaction:

@@ -31,6 +31,8 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +88,7 @@ class KnowledgeBase:
         self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages)
         self.max_store_bytes = max_store_bytes
         self.ocr_queries = ocr_queries
+        self._beside = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-lexical")  # see search
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
@@ -209,6 +212,7 @@ class KnowledgeBase:
             self.lock.release()
 
     def _shut(self) -> None:
+        self._beside.shutdown(wait=True)
         self.parser.close()
         self.index.close()
         self.records.close()
@@ -229,9 +233,24 @@ class KnowledgeBase:
         if len(names) != len(files):
             raise ValueError("give one source name per path")
         reports = []
-        for i, (path, name) in enumerate(zip(files, names)):
-            step = _stepper(progress, i, len(files), name or path.name)
-            reports.append(self.ingest(path, source=name, progress=step))
+        # each file is parsed and read by OCR (in the worker processes) while the one before it is embedded
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-read-ahead") as ahead:
+            def read(i: int):
+                path, source = files[i], names[i] or str(files[i].resolve())
+                return source, ahead.submit(self._reported, path, source, lambda: self._read(path, source, _silent))
+
+            upcoming = read(0) if files else None
+            for i, path in enumerate(files):
+                source, future = upcoming
+                upcoming = read(i + 1) if i + 1 < len(files) else None
+                step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
+                got = future.result()
+                if isinstance(got, _Read):  # its parse and OCR are done: told now, in this thread
+                    step("parse")
+                    if got.parsed.ocr_requests:
+                        step("OCR")
+                    got = self._reported(path, source, lambda: self._finish(got, step))
+                reports.append(got)
         if progress:
             progress(1.0, "done")
         return reports
@@ -241,21 +260,28 @@ class KnowledgeBase:
         """Ingest one file. A failure is reported, never raised, so a batch goes on."""
         path = Path(path)
         source = source or str(path.resolve())
+        stage = progress or _silent
+        return self._reported(path, source, lambda: self._finish(self._read(path, source, stage), stage))
+
+    def _reported(self, path: Path, source: str, work: Callable[[], IngestReport | _Read]) -> IngestReport | _Read:
+        """``work`` done, a failure turned into a report (so a batch goes on), except a full store or a
+        busy one, which stop the batch."""
         try:
             if self.readonly:
                 with self._writing():
                     pass  # raises: this process may only read
-            return self._ingest(path, source, progress or (lambda stage: None))
+            return work()
         except (StoreTooLargeError, KnowledgeBaseBusyError):
             raise
         except RetrievalError as exc:
             return IngestReport(source=source, status="failed", error=str(exc))
         except OSError as exc:
-            return IngestReport(source=source, status="failed", error=f"{path.name}: {exc.strerror or exc}")
+            return IngestReport(source=source, status="failed",
+                                error=f"{path.name}: {exc.strerror or exc}")
 
-    def _ingest(self, path: Path, source: str, stage: Callable[[str], None]) -> IngestReport:
-        """Parse, OCR and embed without holding the write lock (searches and other ingests go on); then
-        store under it, checking again what another thread may have stored meanwhile."""
+    def _read(self, path: Path, source: str, stage: Callable[[str], None]) -> IngestReport | _Read:
+        """Parse and OCR, without the write lock (searches and other ingests go on); a file already stored
+        as it is needs neither."""
         doc_id = file_digest(path)
         if (report := self._unchanged(doc_id, source)) is not None:
             return report
@@ -265,6 +291,14 @@ class KnowledgeBase:
         if parsed.ocr_requests:
             stage("OCR")
             parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name))
+        return _Read(path, source, doc_id, parsed)
+
+    def _finish(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport:
+        """Embed without the write lock; then store under it, checking again what another thread may have
+        stored meanwhile."""
+        if isinstance(read, IngestReport):
+            return read
+        path, source, doc_id, parsed = read.path, read.source, read.doc_id, read.parsed
         stage("embed")
         entries = self._entries(parsed, doc_id, source)
         try:
@@ -373,16 +407,21 @@ class KnowledgeBase:
                 rankings += [self._dense("cross", v, n, spaces) for v in self.embedder.embed_images(list(images))]
             if self.ocr_queries:  # text in a query image finds passages: image to text
                 texts += [t for t in self.parser.ocr(list(images), "query image") if t.strip()]
+        # BM25 runs in SQLite, which lets go of the interpreter: beside the embedding of the same queries
+        lexical_jobs = [self._beside.submit(self.records.lexical_search, query, n) for query in texts]
+        vectors: list[dict[str, np.ndarray]] = []  # per query, its vector in each space
         for query in texts:
-            if self.embedder is not None:
-                rankings.append(self._dense("cross", self.embedder.embed_texts([query])[0], n, spaces))
-            lexical = self.records.lexical_search(query, n)
+            vectors.append({})
+            for space, embedder in (("cross", self.embedder), ("text", self.text_embedder)):
+                if embedder is not None:
+                    vectors[-1][space] = embedder.embed_texts([query])[0]
+                    rankings.append(self._dense(space, vectors[-1][space], n, spaces))
+        for job, by_space in zip(lexical_jobs, vectors):
+            lexical = job.result()
             for cid, score in lexical:
                 bm25[cid] = max(bm25.get(cid, float("-inf")), float(score))
-            if self.text_embedder is not None:
-                vector = self.text_embedder.embed_texts([query])[0]
-                rankings.append(self._dense("text", vector, n, spaces))
-                self._fill_cosines("text", vector, [cid for cid, _ in lexical], spaces)
+            for space, vector in by_space.items():  # a keyword-only hit gets its cosines too
+                self._fill_cosines(space, vector, [cid for cid, _ in lexical], spaces)
             rankings.append([cid for cid, _ in lexical])
         # every candidate read from the record at once, before fusing: a document deleted meanwhile
         # drops out of every ranking, and the k places are filled from what was there at that moment
@@ -417,7 +456,8 @@ class KnowledgeBase:
         return [cid for cid, _ in hits]
 
     def _fill_cosines(self, space: str, vector, ids: list[str], spaces: dict[str, dict[str, float]]) -> None:
-        """Give lexical-only hits a similarity too, from their stored vectors (exact)."""
+        """Give keyword-only hits a similarity too, from their stored vectors (exact): a hit has a cosine in
+        every space of the question's, so no relevance threshold sees a 0 for want of one."""
         found = spaces[space]
         missing = [cid for cid in ids if cid not in found]
         for got, matrix in self.records.vectors(space, missing):
@@ -460,6 +500,20 @@ class KnowledgeBase:
 
     def count(self) -> int:
         return self.records.count()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file parsed and read by OCR, to be embedded and stored."""
+
+    path: Path
+    source: str
+    doc_id: str
+    parsed: loaders.Parsed
+
+
+def _silent(stage: str) -> None:
+    """No one to tell the stages to."""
 
 
 def _acquire(lock, data_dir: Path, wait: float, shared: bool) -> None:

@@ -91,3 +91,69 @@ def test_a_knowledge_base_indexed_by_an_older_scheme_is_reindexed_on_open(tmp_pa
         assert kb.records.reindexed == 0  # once only
     finally:
         kb.close()
+
+
+def token_counts(db_path) -> tuple[dict[str, int], dict[str, int]]:
+    """The kept count of chunks per token, and the same counted from the BM25 index's own rows."""
+    db = sqlite3.connect(db_path)
+    try:
+        kept = dict(db.execute("SELECT term, chunks FROM lexical_df"))
+        counted: dict[str, int] = {}
+        for (text,) in db.execute("SELECT tokens FROM lexical"):
+            for term in set(text.split()):
+                counted[term] = counted.get(term, 0) + 1
+        return kept, counted
+    finally:
+        db.close()
+
+
+def test_chunks_per_token_follow_ingests_and_deletes_and_are_rebuilt_when_missing(tmp_path):
+    kb = docs_kb(tmp_path)
+    path = tmp_path / "data" / "records.sqlite3"
+    try:
+        kept, counted = token_counts(path)
+        assert kept == counted and kept["模型"] == 3  # in cnn.md, bert.md and plain.md
+        kb.delete("bert.md")
+        kept, counted = token_counts(path)
+        assert kept == counted and kept["模型"] == 2
+        assert "bert" not in kept  # a deleted document's own words leave the table
+    finally:
+        kb.close()
+    db = sqlite3.connect(path)  # a record from before the table was kept
+    with db:
+        db.execute("DELETE FROM lexical_df")
+        db.execute("DELETE FROM meta WHERE key = 'lexical_df'")
+    db.close()
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)
+    try:
+        kept, counted = token_counts(path)
+        assert kept == counted and kept["模型"] == 2
+        assert keyword_hits(kb, "CNN") == ["cnn.md"]
+    finally:
+        kb.close()
+
+
+def test_keyword_search_takes_the_rarest_terms_within_its_row_budget(tmp_path):
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(12):  # "report" in every document, "zebra" in one, "walrus" in two
+        extra = " zebra" if i == 3 else " walrus" if i in (5, 6) else ""
+        (folder / f"d{i}.md").write_text(f"Monthly report number {i}{extra}.")
+    kb.ingest_paths([folder / f"d{i}.md" for i in range(12)], sources=[f"d{i}.md" for i in range(12)])
+    try:
+        def sources(query, **limits):
+            found = kb.records.lexical_search(query, 20, **limits)
+            chunks = kb.records.chunks(cid for cid, _ in found)
+            return [chunks[cid].source for cid, _ in found]
+
+        assert sorted(sources("report zebra walrus", max_share=1.0)) == sorted(f"d{i}.md" for i in range(12))
+        # three rows allowed: the rarest term (1 chunk), then the next (2 chunks); "report" (12) is left out
+        assert sorted(sources("report zebra walrus", max_share=1.0, max_rows=3)) == ["d3.md", "d5.md", "d6.md"]
+        # the rarest term is always searched, even past the budget
+        assert sources("zebra", max_rows=0) == ["d3.md"]
+        # "report" is in every chunk: over the share, it is searched only when nothing rarer is asked
+        assert sorted(sources("report walrus")) == ["d5.md", "d6.md"]
+        assert len(sources("report")) == 12
+    finally:
+        kb.close()
