@@ -2,12 +2,16 @@
 
 1. Ingest rate of the real pipeline (parse, OCR, embed with all-MiniLM-L6-v2, store) on generated
    documents: a 40-page PDF with a scanned page and figures, Markdown and text files; pages/s, chunks/s
-   and seconds per stage.
+   and seconds per stage; and the same chunks embedded alone, so the ingest rate can be given as a share
+   of the embedder's own rate (target: 90%).
 2. Query latency at 10k and 100k chunks: the index filled with synthetic unit vectors (a mixture of
-   clusters, dimension 384, like MiniLM's), p50/p95 of the vector query and of the whole search (embed the
-   question, dense + BM25, fuse), and recall@10 of the HNSW index against exact search, per ef_search.
+   clusters, dimension 384, like MiniLM's) and Zipf-distributed words, per ef_search:
+   - p50/p95 of the vector query, and its recall@10 against exact search;
+   - p50/p95 of the whole search (embed the question, dense + BM25, fuse, near-duplicates), target p95
+     25 ms at 100k chunks, and its recall@10: the whole search's top 10 with the HNSW index against the
+     same search with an exact index over the same vectors (target 0.95).
 
-    python benchmarks/retrieval.py [--sizes 10000 100000] [--out benchmarks/results/retrieval.json]
+    python benchmarks/retrieval.py [--sizes 10000 100000] [--ef 128 256 512] [--out benchmarks/results/retrieval.json]
 """
 
 from __future__ import annotations
@@ -69,11 +73,19 @@ def ingest_rate(root: Path, embedder) -> dict:
     reports = kb.ingest_paths([docs], progress=progress)
     seconds = time.perf_counter() - started
     chunks = kb.count()
+    embedded = kb.records.vector_ids("text")  # what the ingest embedded, per document, embedded again alone
+    by_doc = [[c.text for cid, c in kb.records.chunks(kb.records.chunk_ids(d.doc_id)).items() if cid in embedded]
+              for d in kb.documents()]
     kb.close()
+    started = time.perf_counter()
+    for doc_texts in by_doc:
+        embedder.embed_texts(doc_texts)
+    embed_alone = time.perf_counter() - started
     n_pages = 41 + len(reports) - 1
     return {"files": len(reports), "pages": n_pages, "chunks": chunks, "seconds": seconds,
             "pages_per_s": n_pages / seconds, "chunks_per_s": chunks / seconds,
-            "stage_seconds": {k: round(v, 2) for k, v in stages.items()}}
+            "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
+            "embed_alone_s": embed_alone, "share_of_embedder_rate": embed_alone / seconds}
 
 
 def synthetic(n: int, dim: int, rng) -> np.ndarray:
@@ -117,17 +129,37 @@ def query_latency(root: Path, n: int, embedder, ef_values: list[int], queries: i
             got = kb.index.query("text", probe, 10)
             latencies.append((time.perf_counter() - t) * 1e3)
             recalls.append(len({cid for cid, _ in got} & {ids[i] for i in truth}) / 10)
-        full = []
-        for i in range(50):
+        questions = [words(np.random.default_rng(n + 2 + i), 6) for i in range(100)]
+        for question in questions[:5]:  # warm up
+            kb.search(question, k=10)
+        full, found = [], []
+        for question in questions:
             t = time.perf_counter()
-            kb.search(words(rng, 6), k=5)
+            found.append([h.chunk.id for h in kb.search(question, k=10)])
             full.append((time.perf_counter() - t) * 1e3)
+        hnsw, kb.index = kb.index, _Exact(ids, vectors)  # the same searches with exact vector search
+        exact_found = [[h.chunk.id for h in kb.search(question, k=10)] for question in questions]
+        kb.index = hnsw
         kb.close()
         rows.append({"chunks": n, "ef_search": ef, "fill_s": round(fill_s, 1),
                      "vector_p50_ms": statistics.median(latencies), "vector_p95_ms": _p95(latencies),
                      "recall_at_10": float(np.mean(recalls)),
-                     "search_p50_ms": statistics.median(full), "search_p95_ms": _p95(full)})
+                     "search_p50_ms": statistics.median(full), "search_p95_ms": _p95(full),
+                     "search_recall_at_10": float(np.mean([len(set(a) & set(b)) / max(len(b), 1)
+                                                           for a, b in zip(found, exact_found)]))})
     return rows
+
+
+class _Exact:
+    """Exact cosine search over the benchmark's vectors, in the place of the HNSW index."""
+
+    def __init__(self, ids: list[str], vectors: np.ndarray):
+        self.ids, self.vectors = ids, vectors
+
+    def query(self, space: str, vector, n: int) -> list[tuple[str, float]]:
+        similarity = self.vectors @ np.asarray(vector, dtype=np.float32)
+        top = np.argpartition(-similarity, n)[:n]
+        return [(self.ids[i], float(similarity[i])) for i in top[np.argsort(-similarity[top])]]
 
 
 def _p95(values: list[float]) -> float:
@@ -137,7 +169,7 @@ def _p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--ef", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrieval.json"))
     args = parser.parse_args()
     embedder = TransformersTextEmbedder.from_pretrained(minilm_folder())
@@ -145,12 +177,18 @@ def main() -> int:
         rate = ingest_rate(Path(tmp) / "ingest", embedder)
         rows = [r for n in args.sizes for r in query_latency(Path(tmp), n, embedder, args.ef)]
     print(f"ingest: {rate['files']} files, {rate['pages']} pages, {rate['chunks']} chunks in {rate['seconds']:.1f} s"
-          f" = {rate['pages_per_s']:.1f} pages/s, {rate['chunks_per_s']:.1f} chunks/s; seconds per stage: "
+          f" = {rate['pages_per_s']:.1f} pages/s, {rate['chunks_per_s']:.1f} chunks/s; the same chunks embedded "
+          f"alone: {rate['embed_alone_s']:.1f} s, so the ingest runs at {rate['share_of_embedder_rate']:.0%} of the "
+          f"embedder's rate (target 90%)")
+    print(f"  seconds between stage reports (parse and OCR overlap the embedding of the file before): "
           f"{rate['stage_seconds']}")
-    print(f"{'chunks':>7} {'ef':>4} {'vec p50':>8} {'vec p95':>8} {'recall@10':>9} {'search p50':>10} {'search p95':>10}")
+    print(f"{'chunks':>7} {'ef':>4} {'vec p50':>8} {'vec p95':>8} {'vec recall@10':>13} {'search p50':>10} "
+          f"{'search p95':>10} {'search recall@10':>16}")
     for r in rows:
-        print(f"{r['chunks']:>7} {r['ef_search']:>4} {r['vector_p50_ms']:>7.1f}ms {r['vector_p95_ms']:>7.1f}ms "
-              f"{r['recall_at_10']:>9.3f} {r['search_p50_ms']:>8.1f}ms {r['search_p95_ms']:>8.1f}ms")
+        print(f"{r['chunks']:>7} {r['ef_search']:>4} {r['vector_p50_ms']:>6.1f}ms {r['vector_p95_ms']:>6.1f}ms "
+              f"{r['recall_at_10']:>13.3f} {r['search_p50_ms']:>8.1f}ms {r['search_p95_ms']:>8.1f}ms "
+              f"{r['search_recall_at_10']:>16.3f}")
+    print("targets at 100k chunks: whole search p95 <= 25 ms, recall@10 >= 0.95 against exact search")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"ingest": rate, "queries": rows}, indent=2))
     return 0
