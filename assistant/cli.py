@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("text")
     ask.add_argument("--image", type=Path, action="append", default=[])
     ask.add_argument("--no-knowledge", action="store_true")
+    ask.add_argument("--json", action="store_true", help="print the whole answer as JSON once it is complete: "
+                     "text, sources (cited marked), notice and its consistency with the images")
     sub.add_parser("docs", help="list the documents in the knowledge base")
     delete = sub.add_parser("delete", help="delete a document and everything it produced")
     delete.add_argument("doc_id", metavar="DOC", help="document id, source path, or file name")
@@ -183,20 +185,35 @@ def cmd_ask(args, session: Session) -> int:
     pipeline = session.pipeline(knowledge=not args.no_knowledge)
     params = GenerationParams(settings.model.max_new_tokens, settings.model.temperature)
     request = ChatRequest(args.text, tuple(args.image), params=params, use_knowledge=not args.no_knowledge)
-    sources = ()
+    sources, notice = (), None
     for event in pipeline.answer(request):
         if isinstance(event, Retrieved):
-            sources = event.sources
-            if event.notice:
+            sources, notice = event.sources, event.notice
+            if event.notice and not args.json:
                 print(f"note: {event.notice}", file=sys.stderr)
-        elif isinstance(event, Token):
+        elif isinstance(event, Token) and not args.json:
             print(event.text, end="", flush=True)
         elif isinstance(event, Completed):
-            print()
-            for s in sources:
-                mark = "*" if s.number in event.cited else " "
-                print(f"{mark}[{s.number}] {s.name} ({s.locator}) score {s.score:.3f}")
+            _answered(event, sources, notice, as_json=args.json)
     return 0
+
+
+def _answered(done, sources, notice: str | None, *, as_json: bool) -> None:
+    """The end of an answer: its sources (cited ones marked) and its agreement with the images."""
+    agreement = done.consistency.to_dict() if done.consistency is not None else None
+    if as_json:
+        print(json.dumps({"answer": done.text, "cited": list(done.cited), "abstained": done.abstained,
+                          "notice": notice, "sources": [{"number": s.number, **s.hit.to_dict(),
+                                                         "cited": s.number in done.cited} for s in sources],
+                          "consistency": agreement}, ensure_ascii=False, indent=2))
+        return
+    print()
+    for s in sources:
+        mark = "*" if s.number in done.cited else " "
+        print(f"{mark}[{s.number}] {s.name} ({s.locator}) score {s.score:.3f}")
+    if agreement and agreement["score"] is not None:
+        flag = ": this answer may not match the image" if agreement["flagged"] else ""
+        print(f"image agreement {agreement['score']:.2f}{flag}")
 
 
 def cmd_docs(args, session: Session) -> int:

@@ -147,7 +147,9 @@ def build_pipeline(settings: Settings, *, start: bool = True, knowledge: bool = 
 def _answer_options(settings: Settings) -> dict:
     r, m = settings.retrieval, settings.model
     return dict(k=r.k, min_score=r.min_score, strict=r.strict, source_images=m.source_images,
-                visual_tokens=m.visual_tokens, max_pixels=m.max_pixels)
+                visual_tokens=m.visual_tokens, max_pixels=m.max_pixels, consistency_min=r.consistency_min,
+                space_scores={space: value for space, value in (("text", r.min_text_score),
+                                                                ("cross", r.min_cross_score)) if value is not None})
 
 
 def build_workspaces(settings: Settings) -> Workspaces:

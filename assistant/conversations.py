@@ -72,6 +72,7 @@ MIGRATIONS: dict[int, str] = {
         notice TEXT, created REAL NOT NULL, model TEXT, annotated TEXT NOT NULL DEFAULT '[]',
         PRIMARY KEY (conversation_id, position));
     """,
+    2: "ALTER TABLE turns ADD COLUMN consistency TEXT;",  # the answer's agreement with its images (JSON)
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -92,6 +93,7 @@ class Turn:
     created: float = field(default_factory=time.time)
     model: str | None = None
     annotated: tuple[str, ...] = ()  # the last image with the boxes the answer located (image references)
+    consistency: dict | None = None  # its agreement with its images, as shown (``Consistency.to_dict()``)
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ class ConversationStore:
         with self._lock:
             _, title, created, updated = self._row(conversation_id)
             rows = self.db.execute(
-                "SELECT question, images, sources, cited, answer, notice, created, model, annotated FROM turns "
+                "SELECT question, images, sources, cited, answer, notice, created, model, annotated, consistency "
+                "FROM turns "
                 "WHERE conversation_id = ? ORDER BY position", (conversation_id,)).fetchall()
         return Conversation(conversation_id, title or DEFAULT_TITLE, created, updated,
                             tuple(map(_turn_from_row, rows)))
@@ -206,7 +209,7 @@ class ConversationStore:
         with self._transaction():
             self._row(conversation_id)
             self.db.execute(
-                "INSERT INTO turns SELECT ?, COALESCE(MAX(position), -1) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "INSERT INTO turns SELECT ?, COALESCE(MAX(position), -1) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
                 "FROM turns WHERE conversation_id = ?", (conversation_id, *_turn_to_row(turn), conversation_id))
             self.db.execute("UPDATE conversations SET title = COALESCE(title, ?), updated = ?, activity = ? "
                             "WHERE id = ?", (title_from(turn.question), time.time(), self._next_activity(),
@@ -466,19 +469,20 @@ def _turn_to_row(turn: Turn) -> tuple:
 
     return (turn.question, as_json(list(turn.images)), as_json([dict(s) for s in turn.sources]),
             as_json(list(turn.cited)), turn.answer, turn.notice, float(turn.created), turn.model,
-            as_json(list(turn.annotated)))
+            as_json(list(turn.annotated)), as_json(turn.consistency) if turn.consistency else None)
 
 
 def _turn_from_row(row: tuple) -> Turn:
-    question, images, sources, cited, answer, notice, created, model, annotated = row
+    question, images, sources, cited, answer, notice, created, model, annotated, consistency = row
     return Turn(question, tuple(json.loads(images)), tuple(json.loads(sources)), tuple(json.loads(cited)),
-                answer, notice, created, model, tuple(json.loads(annotated)))
+                answer, notice, created, model, tuple(json.loads(annotated)),
+                json.loads(consistency) if consistency else None)
 
 
 def _turn_json(turn: Turn) -> dict:
     return {"question": turn.question, "images": list(turn.images), "sources": [dict(s) for s in turn.sources],
             "cited": list(turn.cited), "answer": turn.answer, "notice": turn.notice, "created": turn.created,
-            "model": turn.model, "annotated": list(turn.annotated)}
+            "model": turn.model, "annotated": list(turn.annotated), "consistency": turn.consistency}
 
 
 def _as_json(conversation: Conversation) -> dict:
@@ -506,6 +510,9 @@ def _turn_markdown(number: int, turn: Turn) -> list[str]:
     lines += ["### Answer", "", turn.answer or "_(no answer)_", ""]
     lines += [f"![located {i}]({IMAGES}/{ref})" for i, ref in enumerate(turn.annotated, 1)]
     lines += [""] if turn.annotated else []
+    if (agreement := turn.consistency or {}).get("score") is not None:
+        flag = " (this answer may not match the image)" if agreement.get("flagged") else ""
+        lines += [f"_Image agreement {agreement['score']:.2f}{flag}_", ""]
     if turn.notice:
         lines += [f"> ⚠️ {' '.join(turn.notice.split())}", ""]
     if turn.sources:

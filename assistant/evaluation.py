@@ -8,14 +8,20 @@
 - **near-duplicates**: the share of the top k (``ASSISTANT_RETRIEVAL__K``) that repeats a better-ranked hit
   (word 3-shingles overlapping by 80%, or pictures within cosine 0.98);
 - **answers**, when a model answers (``--answers``, or a model given to ``evaluate``): accuracy of containing
-  the expected answer, and citation precision and recall against the labelled sources.
+  the expected answer, and citation precision and recall against the labelled sources;
+- **consistency**, when the set has answer–image pairs and there is a cross-modal embedder: the
+  multimodal-consistency score (``assistant/consistency.py``) of answers that match their image and of answers
+  that do not: the ROC-AUC of the score (matching above mismatching), precision, recall and F1 of the flag
+  ("may not match the image": the score below ``ASSISTANT_RETRIEVAL__CONSISTENCY_MIN``) at the configured
+  threshold, and the threshold with the best F1 (the one to configure for that embedder).
 
 The set's documents are ingested into a fresh knowledge base with the configured embedders, so the figures
 describe exactly what the settings would serve.
 
 An eval file is JSON: ``{"documents": [paths...], "queries": [{"direction", "language", "text", "image",
 "relevant": [file names], "answer": "expected text" (optional)}]}``, paths relative to the file; a query
-with no relevant file is unanswerable.
+with no relevant file is unanswerable. Optional ``"consistency": [{"image", "answer", "matches": true|false}]``
+(paths relative to the file) are answer–image pairs for the consistency table.
 """
 
 from __future__ import annotations
@@ -101,6 +107,9 @@ def load(path: Path) -> dict:
             q["image"] = path.parent / q["image"] if q.get("image") else None
             q.setdefault("text", "")
             q.setdefault("relevant", [])
+        for pair in spec.setdefault("consistency", []):
+            pair["image"] = path.parent / pair["image"]
+            pair["matches"] = None if pair.get("matches") is None else bool(pair["matches"])
         return spec
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a readable eval file ({exc})") from exc
@@ -159,6 +168,7 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
                         elif isinstance(event, Completed):
                             done = event
                     _score_answer(answers, q, sources, done)
+            agreement = consistency_result(spec["consistency"], kb.embedder, r.consistency_min)
         finally:
             kb.close()
     result = {"scores": {k: v.row() for k, v in sorted(scores.items())},
@@ -169,7 +179,47 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
               "ingest_failures": failed}
     if pipeline is not None:
         result["answers"] = answers.row()
+    if agreement is not None:
+        result["consistency"] = agreement
     return result
+
+
+def consistency_result(pairs: list[dict], embedder, threshold: float) -> dict | None:
+    """The consistency table of answer–image pairs; None without pairs, a reason without an embedder. The flag
+    is the positive: a mismatching answer flagged is a true positive."""
+    from assistant.consistency import measure
+
+    if not pairs:
+        return None
+    if embedder is None:
+        return {"pairs": len(pairs), "reason": "no cross-modal embedder (ASSISTANT_RETRIEVAL__EMBEDDER)"}
+    measured = [(measure(embedder, p["answer"], [("image", 1, p["image"])]).score, p) for p in pairs]
+    measured = [(s, p) for s, p in measured if s is not None]  # an empty answer, an unreadable image: no score
+    scored = [(s, p["matches"]) for s, p in measured if p["matches"] is not None]
+    values = sorted({s for s, _ in scored})
+    candidates = [0.0, *((a + b) / 2 for a, b in zip(values, values[1:])), 1.0]
+    rows = [_flag_row(scored, t) for t in candidates]
+    best = max(rows, key=lambda row: (row["f1"], -row["threshold"]))
+    quiet = [row for row in rows if row["matches_flagged"] <= 0.05]  # a warning on right answers is costly
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for s, p in measured:
+        kinds[p.get("kind") or ("match" if p["matches"] else "mismatch")].append(s)
+    by_kind = {k: {"pairs": len(v), "mean": sum(v) / len(v), "flagged": _ratio(sum(s < threshold for s in v), len(v))}
+               for k, v in kinds.items()}
+    return {**_flag_row(scored, threshold), "roc_auc": roc_auc(scored), "best_f1": best, "by_kind": by_kind,
+            "matches_95": max(quiet, key=lambda row: row["threshold"]) if quiet else None,
+            "scored": [[round(s, 4), m] for s, m in scored]}
+
+
+def _flag_row(scored: list[tuple[float, bool]], threshold: float) -> dict:
+    flagged = [(s < threshold, not matches) for s, matches in scored]
+    tp = sum(f and wrong for f, wrong in flagged)
+    precision, recall = _ratio(tp, sum(f for f, _ in flagged)), _ratio(tp, sum(w for _, w in flagged))
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+    matching = [s for s, m in scored if m]
+    return {"pairs": len(scored), "mismatching": sum(not m for _, m in scored), "threshold": round(threshold, 4),
+            "precision": precision, "recall": recall, "f1": f1,
+            "matches_flagged": _ratio(sum(s < threshold for s in matching), len(matching))}
 
 
 def _score_answer(answers: Answers, query: dict, sources, done) -> None:
@@ -202,8 +252,27 @@ def table(result: dict) -> str:
         s = result["answers"]
         lines += ["", "answers", f"{'questions':>9} {'accuracy':>8} {'citation precision':>18} {'citation recall':>15}",
                   f"{s['questions']:>9} {s['accuracy']:>8.2f} {s['citation precision']:>18.2f} {s['citation recall']:>15.2f}"]
+    if "consistency" in result:
+        lines += ["", *consistency_lines(result["consistency"])]
     lines += [f"ingest failure: {e}" for e in result["ingest_failures"]]
     return "\n".join(lines)
+
+
+def consistency_lines(c: dict) -> list[str]:
+    lines = ["consistency (flagged \"may not match the image\" when the score < the threshold; positive: a mismatch)"]
+    if "reason" in c:
+        return [*lines, f"{c['pairs']} answer–image pairs, not scored: {c['reason']}"]
+    auc = "-" if c["roc_auc"] is None else f"{c['roc_auc']:.3f}"
+    lines.append(f"{c['pairs']} answer–image pairs, {c['mismatching']} not matching their image; ROC-AUC of the "
+                 f"score {auc}")
+    lines.append(f"{'threshold':<34} {'':>6} {'precision':>9} {'recall':>6} {'f1':>5} {'right answers flagged':>21}")
+    for name, row in (("configured", c), ("best F1", c["best_f1"]), ("flags <= 5% of right answers", c["matches_95"])):
+        if row is not None:
+            lines.append(f"{name:<34} {row['threshold']:>6.3f} {row['precision']:>9.2f} {row['recall']:>6.2f} "
+                         f"{row['f1']:>5.2f} {row['matches_flagged']:>21.0%}")
+    lines += [f"{'answers':<34} {'pairs':>6} {'mean score':>10} {'flagged':>8}"]
+    lines += [f"{kind:<34} {k['pairs']:>6} {k['mean']:>10.2f} {k['flagged']:>8.0%}" for kind, k in c["by_kind"].items()]
+    return lines
 
 
 def calibrate(result: dict) -> dict:

@@ -74,6 +74,11 @@ class Knowledge(Loaded):
         with translated_errors():
             kb.destroy()
 
+    def embedder(self):
+        """The cross-modal embedder (an ``Embedder``) once the knowledge base is open; None before that (never
+        waits for it), or when there is none."""
+        return self._kb().embedder if self.loader.ready else None
+
     def files_dir(self) -> Path | None:
         """The folder of its thumbnails; None when it could not be opened."""
         try:

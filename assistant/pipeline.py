@@ -5,6 +5,7 @@ It yields typed events; a UI only accumulates them. Sources arrive before the fi
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 import uuid
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import prompts
+from assistant.consistency import Consistency, measure
 from assistant.errors import InputError, KnowledgeError
 from assistant.grounding import DRAW_MAX_PIXELS, draw_boxes, parse_boxes
 from assistant.images import load_image
@@ -23,10 +25,11 @@ from assistant.models.base import VisionChatModel
 from assistant.shelf import Shelf
 from assistant.types import ChatRequest, ChatTurn
 from retrieval import Hit
-from retrieval.types import PICTURES, view_of
+from retrieval.types import PICTURES, Relevance, view_of
 
 TOKEN_PIXELS = 28 * 28  # one visual token (Qwen2.5-VL; Qwen3-VL's are 32x32, so the budget errs low)
 MIN_SOURCE_PIXELS = 64 * TOKEN_PIXELS  # a source picture smaller than this is not worth sending
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class Source:
         return self.hit.chunk.thumbnail
 
     @property
+    def regions(self) -> tuple:
+        """Where the passage lies on its thumbnail (a PDF page, an image read by OCR); empty if unknown."""
+        return self.hit.chunk.regions
+
+    @property
     def picture(self) -> Path | None:
         """What the model may be shown of a picture source: its view (or, for a knowledge base ingested
         before views were kept, its thumbnail); None for a passage."""
@@ -85,6 +93,7 @@ class Completed:
     cited: tuple[int, ...]
     abstained: bool = False  # strict grounding found no source: the model was not asked
     annotated: tuple[Path, ...] = ()  # the user's image with the boxes the answer located
+    consistency: Consistency | None = None  # agreement with the user's images and the cited pictures
 
 
 Event = Retrieved | Token | Completed
@@ -108,30 +117,36 @@ class _Retrieval:
     notice: str | None = None
     reason: str = "searched"  # why there may be no sources: "off", "unavailable", "searched"
     detail: str = ""
+    threshold: float = 0.0  # what best_score fell short of (the threshold of its space)
 
 
 class AnswerPipeline:
     def __init__(self, model: VisionChatModel, knowledge: Knowledge | Shelf | None = None, *, k: int = 4,
                  min_score: float = 0.0, strict: bool = False, language: str = "en",
                  annotations_dir: Path | None = None, source_images: int = 2, visual_tokens: int = 3072,
-                 max_pixels: int = 1024 * 28 * 28):
+                 max_pixels: int = 1024 * 28 * 28, consistency_min: float = 0.0,
+                 space_scores: dict[str, float] | None = None):
         self.model = model
         self.knowledge = knowledge
         self.k = k
         self.min_score = min_score
+        self.space_scores = dict(space_scores or {})  # per-space thresholds where they differ from min_score
+        self.relevance = Relevance(min_score, self.space_scores)
         self.strict = strict
         self.language = language  # for questions with no words to detect a language from
         self.annotations_dir = annotations_dir
         self.source_images = source_images  # at most this many source pictures shown to the model
         self.visual_tokens = visual_tokens  # the question's visual budget, the user's images first
         self.max_pixels = max_pixels  # what the model makes of one image at most
+        self.consistency_min = consistency_min  # below it an answer is flagged "may not match the image"
 
     def with_knowledge(self, knowledge) -> AnswerPipeline:
         """The same model and options over another knowledge source (a user's shelf of knowledge bases)."""
         return AnswerPipeline(self.model, knowledge, k=self.k, min_score=self.min_score, strict=self.strict,
                               language=self.language, annotations_dir=self.annotations_dir,
                               source_images=self.source_images, visual_tokens=self.visual_tokens,
-                              max_pixels=self.max_pixels)
+                              max_pixels=self.max_pixels, consistency_min=self.consistency_min,
+                              space_scores=self.space_scores)
 
     def answer(self, request: ChatRequest) -> Iterator[Event]:
         if not request.question.strip() and not request.images:
@@ -142,9 +157,10 @@ class AnswerPipeline:
         strict = self.strict if request.strict is None else request.strict
         if strict and not found.sources:
             text = prompts.render("not_found", language, best_score=found.best_score,
-                                  threshold=self.min_score, reason=found.reason, detail=found.detail)
+                                  threshold=found.threshold, reason=found.reason, detail=found.detail)
             yield Token(text)
-            yield Completed(text, (), abstained=True)
+            yield Completed(text, (), abstained=True, consistency=Consistency(None, threshold=self.consistency_min,
+                                                                               reason="abstained"))
             return
         shown = self._source_pictures(request, found.sources)
         try:
@@ -152,7 +168,22 @@ class AnswerPipeline:
         finally:
             for path in shown.values():
                 path.unlink(missing_ok=True)
-        yield Completed(text, cited_numbers(text, len(found.sources)), annotated=self._annotate(text, request))
+        cited = cited_numbers(text, len(found.sources))
+        yield Completed(text, cited, annotated=self._annotate(text, request),
+                        consistency=self._consistency(text, request, found.sources, cited))
+
+    def _consistency(self, text: str, request: ChatRequest, sources: tuple[Source, ...],
+                     cited: tuple[int, ...]) -> Consistency:
+        """The answer's agreement with the user's images and the pictures it cites, once it is complete. It
+        is an aid: a failure gives no score, never an error in the chat."""
+        try:
+            images = [("image", i, path) for i, path in enumerate(request.images, 1)]
+            images += [("source", s.number, s.picture) for s in sources if s.number in cited and s.picture]
+            embedder = self.knowledge.embedder() if self.knowledge is not None else None
+            return measure(embedder, text, images, threshold=self.consistency_min)
+        except Exception:  # noqa: BLE001  whatever the embedder raised, the answer stands
+            log.warning("the consistency score failed", exc_info=True)
+            return Consistency(None, threshold=self.consistency_min, reason="failed")
 
     def _source_pictures(self, request: ChatRequest, sources: tuple[Source, ...]) -> dict[int, Path]:
         """Source number -> a copy of its picture sized to the visual budget, for the model to see. The
@@ -237,9 +268,13 @@ class AnswerPipeline:
             hits = self.knowledge.search(request.question, request.images, k=request.k or self.k)
         except KnowledgeError as exc:
             return _Retrieval((), None, f"Knowledge base unavailable: {exc}", reason="unavailable", detail=str(exc))
-        kept = [h for h in hits if h.score >= self.min_score]
-        best = max((h.score for h in hits), default=None)
-        return _Retrieval(tuple(Source(i + 1, h) for i, h in enumerate(kept)), best)
+        kept = [h for h in hits if self.relevance.passes(h)]
+        if not hits:
+            return _Retrieval((), None, threshold=self.min_score)
+        margin, space = max((self.relevance.closest(h) for h in hits), key=lambda m: m[0])  # closest to passing
+        threshold = self.relevance.threshold(space) if space else self.min_score
+        sources = tuple(Source(i + 1, h) for i, h in enumerate(kept))
+        return _Retrieval(sources, margin + threshold, threshold=threshold)
 
     def _turns(self, request: ChatRequest, sources: tuple[Source, ...], language: str,
                shown: dict[int, Path] | None = None) -> list[ChatTurn]:

@@ -112,7 +112,19 @@ class RetrievalSettings(BaseModel):
                            "recall@10 0.98 at 12 ms p95, 256 only 0.93 (benchmarks/results/retrieval.txt).")
     k: int = Field(4, ge=1, le=50, description="Sources given to the model per question.")
     min_score: float = Field(0.0, ge=-1.0, le=1.0, description="Relevance threshold: hits below this "
-                             "cosine similarity are not used as sources. Calibrate it for your embedder.")
+                             "cosine similarity are not used as sources. Calibrate it for your embedder "
+                             "(`python -m assistant calibrate`).")
+    min_text_score: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Relevance threshold in the text embedder's space, where it differs "
+        "from MIN_SCORE: a hit is a source when its cosine in a space that found it reaches that space's threshold.")
+    min_cross_score: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Relevance threshold in the cross-modal (image-text) space, where it "
+        "differs from MIN_SCORE. CLIP/SigLIP cosines run lower than a sentence encoder's: calibrate both.")
+    consistency_min: float = Field(
+        0.9, ge=0.0, le=1.0, description="An answer whose multimodal-consistency score (its agreement with the "
+        "user's images and the pictures it cites, 0 to 1; 0.5: no better than an unrelated caption) is below this "
+        "is flagged \"may not match the image\". The default comes from a generated set scored with a toy "
+        "embedder: calibrate it for yours (README, \"Does the answer match the image?\"). 0: never flagged.")
     strict: bool = Field(False, description="Strict grounding: when no source passes the threshold, answer "
                          "\"not found in your documents\" without asking the model (a toggle in the UI too).")
     chunk_size: int = Field(800, ge=50, description="Characters per text chunk (chunks follow pages, "

@@ -317,6 +317,10 @@ class Shelf:
                 merged.append(hit)
         return merged[:k]
 
+    def embedder(self):
+        """The cross-modal embedder: every knowledge base of a workspace has the same (the settings')."""
+        return self.first.embedder()
+
     def start(self) -> Shelf:
         self.first.start()
         return self

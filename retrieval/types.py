@@ -20,13 +20,14 @@ class Chunk:
     text: str
     locator: str
     thumbnail: str | None = None
+    regions: tuple = ()  # where the passage lies on its thumbnail: (left, top, right, bottom) fractions
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A chunk found, its score (its best cosine similarity to the query: what the relevance threshold
-    compares) and the evidence for it: its cosine in each space that found it (``cross``, ``text``), its
-    BM25 score when keywords found it, and its rank after fusion."""
+    """A chunk found, its score (its best cosine similarity to the query, as shown on a card) and the
+    evidence for it: its cosine in each space that found it (``cross``, ``text``; what the relevance
+    thresholds compare, see ``Relevance``), its BM25 score when keywords found it, its rank after fusion."""
 
     chunk: Chunk
     score: float
@@ -40,9 +41,38 @@ class Hit:
         c = self.chunk
         return {
             "id": c.id, "doc_id": c.doc_id, "source": c.source, "kind": c.kind, "locator": c.locator,
-            "text": c.text, "thumbnail": c.thumbnail, "score": round(self.score, 4),
+            "text": c.text, "thumbnail": c.thumbnail, "regions": [list(r) for r in c.regions],
+            "score": round(self.score, 4),
             "evidence": {k: round(v, 4) if isinstance(v, float) else v for k, v in self.evidence.items()},
         }
+
+
+SPACES = ("cross", "text")  # the vector spaces a hit's cosines come from
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """When a hit counts as relevant: its cosine in a space that found it reaches that space's threshold.
+
+    The two spaces' cosines are not comparable (a sentence encoder gives related passages 0.4 and more; a
+    CLIP/SigLIP text-image pair scores near 0.1 when it matches), so the larger of the two says little and
+    each space has its own threshold (``python -m assistant calibrate`` proposes them); ``default`` serves a
+    space without one. A hit's margin, its best cosine less its space's threshold, ranks hits across spaces:
+    the closest to passing is what an abstention reports."""
+
+    default: float = 0.0
+    thresholds: dict = field(default_factory=dict)  # space -> threshold
+
+    def threshold(self, space: str) -> float:
+        return self.thresholds.get(space, self.default)
+
+    def closest(self, hit: Hit) -> tuple[float, str | None]:
+        """(margin, space) of the hit's best space; (score less the default, None) without per-space evidence."""
+        margins = [(hit.evidence[s] - self.threshold(s), s) for s in SPACES if s in hit.evidence]
+        return max(margins, default=(hit.score - self.default, None))
+
+    def passes(self, hit: Hit) -> bool:
+        return self.closest(hit)[0] >= 0
 
 
 @dataclass(frozen=True)

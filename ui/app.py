@@ -89,7 +89,8 @@ class AssistantUI:
     def chat(self, message, conversation_id, temperature, max_new_tokens, use_knowledge, k, strict,
              request: gr.Request = None):
         """The API's ``/chat``: the answer as it streams (markdown with citation links), the source cards
-        and data; a session's questions continue one conversation."""
+        and data, and once it is complete its consistency with its images (``Consistency.to_dict()``; None
+        until then); a session's questions continue one conversation."""
         cards, data = render.sources_html(()), []
         try:
             for live in self._converse(message, conversation_id, temperature, max_new_tokens, use_knowledge,
@@ -97,9 +98,10 @@ class AssistantUI:
                 if not (live.retrieved_yet or live.stored or live.notice == LOADING):
                     continue  # the chat shows the question at once; the API's first update has the sources
                 cards, data = live.cards, live.data
-                yield live.answer_markdown(), cards, data, live.conversation_id
+                yield live.answer_markdown(), cards, data, live.conversation_id, live.consistency
         except AssistantError as exc:
-            yield f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", cards, data, gr.skip()
+            yield (f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}", cards, data, gr.skip(),
+                   None)
 
     def stopped(self, conversation_id, request: gr.Request = None):
         """Stop pressed: once the stopped turn is stored (the answer so far, with its notice), show it."""
@@ -238,7 +240,8 @@ class AssistantUI:
         if last is not None and last.sources:
             cards = render.sources_html(render.stored_sources(last.sources, workspace.thumbnail), last.cited)
             data = [{**r, "cited": r["number"] in last.cited} for r in last.sources]
-        return conversation.id, _messages(conversation), conversation.title, Live.links(conversation.id, language(request)), cards, data
+        return (conversation.id, _messages(conversation, language(request)), conversation.title,
+                Live.links(conversation.id, language(request)), cards, data)
 
     def new(self, request: gr.Request = None):
         return None, [], "", self._list(request, None), Live.links(None, language(request)), render.sources_html(()), []
@@ -270,7 +273,7 @@ class AssistantUI:
 
     def _messages(self, request, conversation_id) -> list[dict]:
         try:
-            return _messages(self._workspace(request).conversations.get(conversation_id))
+            return _messages(self._workspace(request).conversations.get(conversation_id), language(request))
         except AssistantError:
             return []
 
@@ -600,9 +603,10 @@ class AssistantUI:
             idle, None, [box], queue=False, api_visibility="private")
         # The API's /chat: the same conversation flow, answering with text rather than the whole chat.
         api_answer = gr.Markdown(visible=False, label="answer")
+        api_consistency = gr.JSON(visible=False, label="consistency")
         trigger = gr.Button(visible=False)
-        trigger.click(self.chat, [box, conversation, *options], [api_answer, cards, data, conversation],
-                      api_name="chat")
+        trigger.click(self.chat, [box, conversation, *options],
+                      [api_answer, cards, data, conversation, api_consistency], api_name="chat")
         chooser.input(self.resume, [chooser], [conversation, chatbot, title, exports, cards, data],
                       api_visibility="private")
         new.click(self.new, None, [conversation, chatbot, title, chooser, exports, cards, data],
@@ -726,6 +730,7 @@ class Live:
         self.sources: tuple = ()
         self.cited: tuple[int, ...] = ()
         self.annotated: tuple[str, ...] = ()
+        self.consistency: dict | None = None  # the answer's agreement with its images, once complete
         self.notice: str | None = LOADING if loading else None
         self.done = False
         self.stored = False
@@ -746,6 +751,7 @@ class Live:
 
     def completed(self, event: Completed, annotated: tuple[str, ...]) -> None:
         self.answer, self.cited, self.annotated, self.done = event.text, event.cited, annotated, True
+        self.consistency = event.consistency.to_dict() if event.consistency is not None else None
         if self.sources:
             self.cards = render.sources_html(self.sources, event.cited)
             self.data = render.sources_data(self.sources, event.cited)
@@ -756,7 +762,7 @@ class Live:
         if not self.done and self.answer and notice is None:
             notice = say(self.lang, "stopped")
         turn = Turn(self.question, self.images, tuple(map(source_record, self.sources)), self.cited,
-                    self.answer, notice, model=model, annotated=self.annotated)
+                    self.answer, notice, model=model, annotated=self.annotated, consistency=self.consistency)
         try:
             self.conversation = store.append(self.conversation.id, turn)
             self.stored = True
@@ -771,14 +777,14 @@ class Live:
     def messages(self) -> list[dict]:
         """The stored turns, then this one as far as it has come."""
         if self.stored:
-            return _messages(self.conversation)
+            return _messages(self.conversation, self.lang)
         urls = [render.chat_image_url(self.conversation_id, r) for r in self.images]
         located = [render.chat_image_url(self.conversation_id, r) for r in self.annotated]
         notice = None if self.answer else say(self.lang, "loading") if self.notice == LOADING else self.notice
-        return [*_messages(self.conversation),
+        return [*_messages(self.conversation, self.lang),
                 {"role": "user", "content": render.question_markdown(self.question, urls)},
                 {"role": "assistant", "content": render.answer_markdown(self.answer, len(self.sources), located,
-                                                                        notice)}]
+                                                                        notice, self.consistency, words(self.lang))}]
 
     @staticmethod
     def links(conversation_id: str | None, lang: str = "en") -> str:
@@ -790,7 +796,7 @@ class Live:
             for kind, label in (("md", "Markdown"), ("json", "JSON"), ("zip", "ZIP with images"))))
 
 
-def _messages(conversation: Conversation) -> list[dict]:
+def _messages(conversation: Conversation, lang: str = "en") -> list[dict]:
     """A stored conversation as the chat shows it."""
     messages = []
     for turn in conversation.turns:
@@ -798,7 +804,7 @@ def _messages(conversation: Conversation) -> list[dict]:
         located = [render.chat_image_url(conversation.id, r) for r in turn.annotated]
         messages += [{"role": "user", "content": render.question_markdown(turn.question, urls)},
                      {"role": "assistant", "content": render.answer_markdown(
-                         turn.answer, len(turn.sources), located, turn.notice)}]
+                         turn.answer, len(turn.sources), located, turn.notice, turn.consistency, words(lang))}]
     return messages
 
 

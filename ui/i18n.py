@@ -140,6 +140,12 @@ SERVER: dict[str, dict[str, str]] = {
         "Image": "Image",
         "export": "Export", "JSON": "JSON", "ZIP with images": "ZIP with images",
         "answers": "Answers from", "terms": "Terms of this model", "local folder": "a local folder",
+        "agreement": "Image agreement {score}",
+        "agreement_title": "How well the answer agrees with the images it is about (yours and the pictures it "
+                           "cites), in the embedder's shared image and text space: the share of unrelated captions "
+                           "it beats, 0 to 1; 0.5 is no better than an unrelated caption.",
+        "your_image": "your image {n}", "cited_picture": "source [{n}]",
+        "may_not_match": "This answer may not match the image.",
     },
     "zh": {
         "loading": "模型仍在加载；加载完成后将开始回答。",
@@ -171,6 +177,11 @@ SERVER: dict[str, dict[str, str]] = {
         "My documents": "我的文档", "Shared library": "共享资料库",
         "export": "导出", "JSON": "JSON", "ZIP with images": "ZIP（含图片）",
         "answers": "回答模型", "terms": "此模型的使用条款", "local folder": "本地文件夹",
+        "agreement": "图文一致度 {score}",
+        "agreement_title": "回答与其所涉及的图片（您的图片和回答引用的图片）在图文共享向量空间中的一致程度：回答胜过的"
+                           "无关描述所占比例，0 到 1；0.5 表示与无关描述相当。",
+        "your_image": "您的图片 {n}", "cited_picture": "资料 [{n}]",
+        "may_not_match": "此回答可能与图片不符。",
     },
 }
 

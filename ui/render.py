@@ -99,8 +99,12 @@ def _card(s: Source, cited: tuple[int, ...] | None, *, opened: bool = False) -> 
     name, locator, text = html.escape(s.name), html.escape(s.locator), html.escape(s.text)
     if s.thumbnail:
         url = html.escape(thumbnail_url(s.thumbnail))
-        thumb = f'<img class="thumb" src="{url}" alt="{name}" loading="lazy">'
-        large = f'<img class="large" src="{url}" alt="{name}">'
+        regions = s.regions  # where the passage lies on its page: the small view centred on it, marked on the large
+        focus = f' style="object-position: 50% {_middle(regions):.0%}"' if regions else ""
+        thumb = f'<img class="thumb" src="{url}" alt="{name}" loading="lazy"{focus}>'
+        marks = "".join(f'<i class="region" style="left:{left:.2%};top:{top:.2%};width:{right - left:.2%};'
+                        f'height:{bottom - top:.2%}"></i>' for left, top, right, bottom in regions)
+        large = f'<span class="page-view"><img class="large" src="{url}" alt="{name}">{marks}</span>'
     else:
         thumb, large = '<div class="thumb text-thumb">¶</div>', ""
     body = f'<blockquote>{text}</blockquote>' if text and (s.kind == "text" or opened) else ""
@@ -113,6 +117,11 @@ def _card(s: Source, cited: tuple[int, ...] | None, *, opened: bool = False) -> 
             f'</span></summary>{"" if opened else large}{body}</details>')
 
 
+def _middle(regions) -> float:
+    """The vertical middle of the passage's regions, a fraction of the page's height."""
+    return (min(r[1] for r in regions) + max(r[3] for r in regions)) / 2
+
+
 def question_markdown(question: str, image_urls: list[str]) -> str:
     """The user's message in the chat: their images (from the owner-checked route), then their text, made
     inert like anything else we did not write."""
@@ -121,14 +130,34 @@ def question_markdown(question: str, image_urls: list[str]) -> str:
     return "\n\n".join(p for p in (images, safe_markdown(question)) if p) or "…"
 
 
-def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (), notice: str | None = None) -> str:
+def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (), notice: str | None = None,
+                    consistency: dict | None = None, words: Callable[..., str] | None = None) -> str:
     """The assistant's message: the answer as markdown with citation links, the images it located boxes
-    on, and a notice (an error, a stop) the model never sees."""
+    on, its agreement with its images (flagged when low), and a notice (an error, a stop) the model never
+    sees."""
     parts = [safe_markdown(answer, n_sources)] if answer else []
     parts += [f'<img class="chat-image located" src="{html.escape(u)}" alt="located">' for u in annotated_urls]
+    if line := consistency_line(consistency, words):
+        parts.append(line)
     if notice:
         parts.append(f"⚠️ {message_markdown(notice)}")
     return "\n\n".join(parts) or "…"
+
+
+def consistency_line(consistency: dict | None, words: Callable[..., str] | None = None) -> str:
+    """A short line under an answer: "Image agreement 0.82" (each image's score in its title), and the warning
+    when the score is below the threshold. Nothing when there is no score."""
+    if not consistency or consistency.get("score") is None:
+        return ""
+    say = words or _english
+    each = " · ".join(say("your_image" if i["kind"] == "image" else "cited_picture", n=i["number"])
+                      + f"{say('colon')}{i['score']:.2f}" for i in consistency.get("images", []))
+    title = html.escape(f"{say('agreement_title')} {each}".strip(), quote=True)
+    score = say("agreement", score=f"{consistency['score']:.2f}")
+    line = f'<small class="consistency" title="{title}">{html.escape(score)}</small>'
+    if consistency.get("flagged"):
+        line += f' <small class="consistency-flag">⚠️ {html.escape(say("may_not_match"))}</small>'
+    return line
 
 
 def hit_data(hit) -> dict:
@@ -150,6 +179,7 @@ class StoredSource:
     score: float
     thumbnail: str | None = None
     text: str = ""
+    regions: tuple = ()  # a stored turn keeps no regions: its card shows the page unmarked
 
 
 def stored_sources(records: tuple[dict, ...], thumbnail: Callable[[str], Path | None]) -> tuple[StoredSource, ...]:
@@ -180,7 +210,10 @@ SOURCES_CSS = """
 .sources .thumb { width: 64px; height: 64px; object-fit: cover; border-radius: 4px; flex: none; }
 .sources .text-thumb { display: flex; align-items: center; justify-content: center; font-size: 28px;
   background: var(--background-fill-secondary); }
-.sources img.large { max-width: 100%; margin-top: 6px; border-radius: 4px; }
+.sources img.large { max-width: 100%; margin-top: 6px; border-radius: 4px; display: block; }
+.sources .page-view { position: relative; display: inline-block; max-width: 100%; }
+.sources .page-view i.region { position: absolute; background: rgba(250, 204, 21, 0.35);
+  outline: 2px solid rgba(217, 119, 6, 0.9); border-radius: 2px; pointer-events: none; }
 .sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
 .sources-empty { color: var(--body-text-color-subdued); }
 .hits details.source summary { cursor: default; }
@@ -192,6 +225,8 @@ SOURCES_CSS = """
   #chatbot-box { order: 1; } #sources-column { order: 2; } #chat-extras { order: 3; } #conv-column { order: 4; }
 }
 a.cite { text-decoration: none; font-weight: 600; }
+#chatbot small.consistency { color: var(--body-text-color-subdued); cursor: help; }
+#chatbot small.consistency-flag { color: #b45309; font-weight: 600; }
 #chatbot img.chat-image { max-width: 320px; max-height: 320px; border-radius: 6px; display: inline-block;
   margin: 2px; }
 #title p { font-size: 1.5rem !important; font-weight: 700 !important; margin: 0; }

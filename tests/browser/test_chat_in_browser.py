@@ -33,3 +33,7 @@ def test_upload_ask_stream_and_sources(page, app_url, red_png):
     assert "[1]" in sources.inner_text()
     assert "invoice.txt" in sources.inner_text()
     assert page.locator("#chatbot img").count() >= 1  # the uploaded image is shown in the chat
+    # the answer's agreement with the image (the tiny random CLIP's: a number, its tooltip explaining it)
+    agreement = reply.locator("small.consistency")
+    assert agreement.inner_text().startswith("Image agreement ")
+    assert "unrelated captions" in agreement.get_attribute("title")

@@ -46,6 +46,11 @@ def chat_args(text: str, files=(), *, temperature=0.0, max_new_tokens=16, use_kn
 
 def ask(client, text: str, files=(), **options):
     """Ask through /chat and return (answer, sources_html, sources_data)."""
+    return ask_all(client, text, files, **options)[:3]
+
+
+def ask_all(client, text: str, files=(), **options):
+    """Ask through /chat and return all it answers: (answer, sources_html, sources_data, consistency)."""
     return client.predict(*chat_args(text, files, **options), api_name="/chat")
 
 

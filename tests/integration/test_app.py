@@ -58,9 +58,9 @@ def test_upload_image_ask_and_receive_streamed_answer_with_sources(client, red_p
     client.predict([handle_file(str(red_png))], api_name="/ingest")
     job = client.submit(*chat_args("What is in this picture?", [red_png]), api_name="/chat")
     updates = list(job)
-    answer, cards, sources = job.result()
+    answer, cards, sources, _ = job.result()
     assert len(updates) >= 2  # sources first, then the answer
-    first_answer, first_cards, first_sources = updates[0]
+    first_answer, first_cards, first_sources, _ = updates[0]
     assert first_answer == "…" and first_sources  # sources arrive before any token
     assert answer and answer != "…" and not answer.startswith("⚠️")
     image_source = next(s for s in sources if s["name"] == "red.png")

@@ -64,7 +64,7 @@ def test_app_is_served_while_the_model_loads(tmp_path):
         first = next(iter(job))
         assert "still loading" in first[0]
         gate.set()
-        answer, _, _ = job.result(timeout=30)
+        answer, *_ = job.result(timeout=30)
     assert answer == "Loaded and answering."
 
 
@@ -83,7 +83,7 @@ def test_a_resumed_conversation_shows_its_last_source_cards(tmp_path, red_png):
     pipeline = AnswerPipeline(ScriptedModel("The total is 42 euros [1]."), knowledge, k=2)
     settings = Settings(data_dir=tmp_path / "data")
     ui = AssistantUI(Workspaces.single(pipeline, settings.data_dir), settings)
-    *_, (_, _, data, conversation_id) = ui.chat({"text": "invoice total, and the red picture?", "files": []},
+    *_, (_, _, data, conversation_id, _) = ui.chat({"text": "invoice total, and the red picture?", "files": []},
                                                 None, 0.0, 32, True, 2, False)
     assert {d["name"] for d in data} == {"invoice.txt", "red.png"}
     *_, cards, shown = ui.resume(conversation_id)
@@ -108,7 +108,7 @@ def test_stop_shows_the_stopped_turn_even_when_it_was_stored_first(tmp_path):
     pipeline = AnswerPipeline(ScriptedModel("one two three four five six seven eight", chunk=4), None)
     ui = AssistantUI(Workspaces.single(pipeline, settings.data_dir), settings)
     stream = ui.chat({"text": "count", "files": []}, None, 0.0, 64, False, 2, False)
-    *_, conversation_id = next(u for u in stream if u[0] not in ("…",) and "one" in u[0])
+    _, _, _, conversation_id, _ = next(u for u in stream if u[0] not in ("…",) and "one" in u[0])
     stream.close()  # what Gradio's cancel does: the turn is stored with what it had, then let go
     assert conversation_id not in ui._running
     chat, cards, data = ui.stopped(conversation_id)

@@ -135,3 +135,49 @@ def test_calibrate_proposes_a_threshold(tmp_path):
     table = subprocess.run([sys.executable, "-m", "assistant", "calibrate", str(spec)], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=600).stdout
     assert f"ASSISTANT_RETRIEVAL__MIN_SCORE={best['threshold']:.3f}" in table
+
+
+def test_consistency_table_on_the_generated_set(tmp_path):
+    """benchmarks/consistency_data.py scored with the toy shared-space embedder: the score separates answers
+    that match their image from those that do not, and the default threshold is the set's proposal."""
+    from assistant.evaluation import consistency_result, load, table
+    from assistant.settings import Settings
+    from benchmarks.consistency_data import write as write_consistency
+    from tests.helpers.fakes import SharedSpaceEmbedder
+
+    spec = load(write_consistency(tmp_path / "consistency"))
+    default = Settings().retrieval.consistency_min
+    result = consistency_result(spec["consistency"], SharedSpaceEmbedder(), default)
+    assert result["pairs"] == 80 and result["mismatching"] == 52  # "one attribute wrong" is shown apart
+    assert result["roc_auc"] > 0.95  # measured 0.982 (benchmarks/results/consistency_toy.txt)
+    assert result["by_kind"]["match"]["mean"] > 0.9 > result["by_kind"]["unrelated"]["mean"]
+    assert 0.5 < result["best_f1"]["threshold"] < 1.0 and result["best_f1"]["f1"] > 0.9
+    assert result["matches_95"]["matches_flagged"] <= 0.05
+    assert round(result["matches_95"]["threshold"], 1) == default  # where the default comes from (README)
+    shown = table({"scores": {}, "abstention": {"questions": 0, "answerable": 0, "threshold": 0.0, "precision": 0.0,
+                                               "recall": 0.0, "f1": 0.0, "roc_auc": None},
+                   "near_duplicates": {"top_k": 4, "hits": 0, "repeated": 0, "rate": 0.0}, "ingest_failures": [],
+                   "consistency": result})
+    assert "ROC-AUC of the score 0.98" in shown and "flags <= 5% of right answers" in shown
+
+
+def test_eval_scores_consistency_with_the_configured_embedder(tmp_path, tiny_models):
+    """``assistant eval`` on a set with answer–image pairs: the table with the configured cross-modal embedder
+    (a tiny random CLIP: its figures are noise, their presence is checked), and the reason without one."""
+    from benchmarks.consistency_data import write as write_consistency
+
+    spec = write_consistency(tmp_path / "consistency")
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "ASSISTANT_RETRIEVAL__OCR": "false"}
+    runs = {}
+    for name, embedders in (("clip", {"ASSISTANT_RETRIEVAL__EMBEDDER": str(tiny_models["clip"]),
+                                      "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": ""}),
+                            ("none", {"ASSISTANT_RETRIEVAL__EMBEDDER": "",
+                                      "ASSISTANT_RETRIEVAL__TEXT_EMBEDDER": minilm_folder()})):
+        out = subprocess.run([sys.executable, "-m", "assistant", "eval", str(spec), "--json"],
+                             env={**base, **embedders}, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[name] = json.loads(out.stdout)["consistency"]
+    assert runs["clip"]["pairs"] == 80 and 0.0 <= runs["clip"]["roc_auc"] <= 1.0
+    assert runs["clip"]["threshold"] == 0.9 and "best_f1" in runs["clip"]
+    assert runs["none"] == {"pairs": 98, "reason": "no cross-modal embedder (ASSISTANT_RETRIEVAL__EMBEDDER)"}

@@ -115,3 +115,16 @@ def test_a_first_run_without_network_is_told_in_chinese():
         for way in ("`make demo`", "`python -m assistant download`", "ASSISTANT_OFFLINE=true",
                     "ASSISTANT_MODEL__CHECKPOINT", "no connection to hub:443"):
             assert way in chinese, (way, chinese)
+
+
+def test_the_image_agreement_line_in_chinese_has_no_english_words():
+    from ui.i18n import words
+    from ui.render import consistency_line
+
+    agreement = {"score": 0.41, "flagged": True, "threshold": 0.9, "reason": "measured",
+                 "images": [{"kind": "image", "number": 1, "score": 0.41},
+                            {"kind": "source", "number": 2, "score": 1.0}]}
+    line = consistency_line(agreement, words("zh"))
+    text = " ".join([re.sub(r"<[^>]+>", " ", line), *re.findall(r'title="([^"]*)"', line)])  # shown, and tooltip
+    assert CJK.search(text) and "图文一致度" in text and "此回答可能与图片不符" in text
+    assert not re.findall(r"[A-Za-z]{2,}", text), text

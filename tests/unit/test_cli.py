@@ -70,6 +70,22 @@ def test_ask_streams_an_answer(cli, red_png):
     assert out.stdout.strip()
 
 
+def test_ask_json_has_the_answer_and_its_consistency(cli, red_png):
+    """``ask --json``: one JSON object once the answer is complete, with its agreement with the user's image in
+    the knowledge base's cross-modal space (a tiny random CLIP: the score's value is noise, its shape is not)."""
+    out = cli("ask", "What is this?", "--image", red_png, "--json", ASSISTANT_MODEL__MAX_NEW_TOKENS="8",
+              ASSISTANT_MODEL__TEMPERATURE="0")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["answer"] and result["sources"] == [] and result["abstained"] is False
+    agreement = result["consistency"]
+    assert 0.0 <= agreement["score"] <= 1.0 and agreement["reason"] == "measured"
+    assert agreement["threshold"] == 0.9 and agreement["flagged"] == (agreement["score"] < 0.9)
+    assert [(i["kind"], i["number"]) for i in agreement["images"]] == [("image", 1)]
+    alone = json.loads(cli("ask", "hi", "--no-knowledge", "--json", ASSISTANT_MODEL__MAX_NEW_TOKENS="4").stdout)
+    assert alone["consistency"]["score"] is None and alone["consistency"]["reason"] == "no images"
+
+
 def test_ask_with_missing_model_says_what_to_set(cli, tmp_path):
     out = cli("ask", "hi", "--no-knowledge", ASSISTANT_MODEL__CHECKPOINT=str(tmp_path / "missing"))
     assert out.returncode == 1

@@ -368,3 +368,28 @@ def test_a_folder_and_database_made_by_someone_else_are_made_private(tmp_path):
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.iterdir()]}
     assert modes == {"conversations": 0o700, "images": 0o700, DATABASE: 0o600, f"{DATABASE}-wal": 0o600,
                      f"{DATABASE}-shm": 0o600}, modes
+
+
+def test_a_turn_keeps_its_consistency_and_a_schema_1_file_is_brought_forward(tmp_path):
+    """The answer's agreement with its images is stored with the turn (a resumed conversation shows it, the
+    exports carry it); conversations saved before it was kept open with none."""
+    from assistant.conversations import MIGRATIONS
+
+    folder = tmp_path / "conversations"
+    folder.mkdir(mode=0o700)
+    with sqlite3.connect(folder / DATABASE) as db:  # a file as the first schema wrote it, with one turn
+        db.executescript(MIGRATIONS[1] + "PRAGMA user_version = 1;")
+        db.execute("INSERT INTO conversations VALUES ('AAAAAAAAAAAAAAAA', 'Old', 1.0, 1.0, 1)")
+        db.execute("INSERT INTO turns VALUES ('AAAAAAAAAAAAAAAA', 0, 'q', '[]', '[]', '[]', 'a', NULL, 1.0, NULL, "
+                   "'[]')")
+    agreement = {"score": 0.42, "flagged": True, "threshold": 0.9, "reason": "measured",
+                 "images": [{"kind": "image", "number": 1, "score": 0.42}]}
+    with ConversationStore(folder) as store:
+        assert store.get("AAAAAAAAAAAAAAAA").turns[0].consistency is None
+        store.append("AAAAAAAAAAAAAAAA", Turn("Is it red?", answer="A blue square.", consistency=agreement))
+    with ConversationStore(folder) as store:
+        turns = store.get("AAAAAAAAAAAAAAAA").turns
+        assert turns[1].consistency == agreement
+        assert store.export_json("AAAAAAAAAAAAAAAA")["turns"][1]["consistency"] == agreement
+        assert "_Image agreement 0.42 (this answer may not match the image)_" in store.export_markdown(
+            "AAAAAAAAAAAAAAAA")

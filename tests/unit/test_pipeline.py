@@ -237,3 +237,55 @@ def test_an_injected_document_does_not_change_the_rules(tmp_path):
     assert system.text == prompts.render("system_grounded", "en")
     assert user.text.count("</source>") == 1 and "Ignore previous instructions" in user.text
     kb.close()
+
+
+@pytest.fixture
+def two_spaces(tmp_path):
+    """A knowledge base with both spaces: the hashing embedder as the cross-modal one and, as the text
+    embedder, the same under another name (its cosines are the same numbers, so each space's threshold
+    is what decides)."""
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), text_embedder=HashingEmbedder(name="words"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "invoice.txt").write_text("The invoice total is 42 euros, due in March.")
+    kb.ingest_paths([docs])
+    yield Knowledge.ready(kb)
+    kb.close()
+
+
+def test_each_space_has_its_own_relevance_threshold(two_spaces):
+    question = ChatRequest("invoice total")
+    [hit] = two_spaces.search("invoice total", k=1)
+    text, cross = hit.evidence["text"], hit.evidence["cross"]
+    assert 0 < text < 1 and 0 < cross < 1
+    # over the threshold in one space is enough
+    only_cross = AnswerPipeline(ScriptedModel(), two_spaces, min_score=0.0,
+                                space_scores={"text": 1.01, "cross": cross - 0.01})
+    assert [s.name for s in events(only_cross, question)[0].sources] == ["invoice.txt"]
+    only_text = AnswerPipeline(ScriptedModel(), two_spaces, space_scores={"text": text - 0.01, "cross": 1.01})
+    assert [s.name for s in events(only_text, question)[0].sources] == ["invoice.txt"]
+    # under both: strict mode names the closest space's cosine and that space's threshold
+    neither = AnswerPipeline(ScriptedModel(), two_spaces, strict=True, min_score=0.0,
+                             space_scores={"text": text + 0.30, "cross": cross + 0.05})
+    out = events(neither, question)
+    assert out[0].sources == () and out[-1].abstained
+    assert f"scored {cross:.2f}, below the relevance threshold of {cross + 0.05:.2f}" in out[-1].text
+    # min_score serves a space without its own threshold
+    default = AnswerPipeline(ScriptedModel(), two_spaces, min_score=1.01, space_scores={"cross": cross - 0.01})
+    assert [s.name for s in events(default, question)[0].sources] == ["invoice.txt"]
+
+
+def test_a_hit_found_by_keywords_alone_has_a_cosine_in_each_space(tmp_path):
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)  # no text embedder
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):  # many documents near the question's vector, one with its rare keyword
+        (docs / f"n{i}.md").write_text(f"Zebra zebra zebra notes {i}.")
+    (docs / "key.md").write_text("The warranty hotline is listed on the card, among many other words here.")
+    kb.ingest_paths([docs])
+    try:
+        hits = kb.search("zebra hotline", k=4)  # the dense search looks at 20: the key is not among them
+        [key] = [h for h in hits if h.chunk.source.endswith("key.md")]
+        assert "bm25" in key.evidence and key.evidence["cross"] > 0 and key.score == key.evidence["cross"]
+    finally:
+        kb.close()

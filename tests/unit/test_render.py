@@ -75,3 +75,19 @@ def test_the_model_line_names_the_licence_and_never_a_server_path():
     local = model_note("/srv/models/tiny/qwen2_5_vl")
     assert "qwen2_5_vl (a local folder)" in local and "/srv" not in local
     assert model_note("my-org/private-vlm").endswith("`my-org/private-vlm`")  # a hub id as it is
+
+
+def test_an_answer_shows_its_image_agreement_and_the_flag_when_low():
+    from ui.i18n import words
+
+    good = {"score": 0.96, "flagged": False, "threshold": 0.9, "reason": "measured",
+            "images": [{"kind": "image", "number": 1, "score": 0.96}, {"kind": "source", "number": 2, "score": 1.0}]}
+    low = {**good, "score": 0.41, "flagged": True}
+    shown = render.answer_markdown("A red circle [2].", 2, consistency=good)
+    assert "Image agreement 0.96" in shown and "your image 1: 0.96 · source [2]: 1.00" in shown
+    assert "may not match" not in shown
+    assert "This answer may not match the image." in render.answer_markdown("A cat.", 0, consistency=low)
+    zh = render.answer_markdown("一只猫。", 0, consistency=low, words=words("zh"))
+    assert "图文一致度 0.41" in zh and "此回答可能与图片不符。" in zh and "您的图片 1：0.96" in zh
+    for none in (None, {**good, "score": None, "reason": "no images"}):
+        assert render.answer_markdown("Hello.", 0, consistency=none) == "Hello."
