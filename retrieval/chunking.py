@@ -34,7 +34,8 @@ def split_passages(passages: list[Passage], chunk_size: int, chunk_overlap: int,
             pieces = _within_tokens([p for p in pieces if p], max_tokens, count_tokens, chunk_overlap)
         for piece in pieces:
             if piece:  # unstructured text is located by its part number
-                chunks.append(Passage(piece, passage.locator or f"part {len(chunks) + 1}", passage.page))
+                chunks.append(Passage(piece, passage.locator or f"part {len(chunks) + 1}", passage.page,
+                                      passage.layout))
     return chunks
 
 

@@ -24,6 +24,7 @@ from retrieval.errors import (
     named,
     unsupported,
 )
+from retrieval.layout import Layout, from_characters
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -43,6 +44,7 @@ class Passage:
     text: str
     locator: str  # "page 3", "Results", "page 2 · Methods", ...
     page: int | None = None
+    layout: Layout | None = None  # where the text of its page or image lies, for highlighting a chunk
 
 
 @dataclass
@@ -61,11 +63,13 @@ class Parsed:
     pictures: list[Picture] = field(default_factory=list)
     ocr_requests: list[Picture] = field(default_factory=list)  # images whose text is still to be read
 
-    def apply_ocr(self, texts: list[str]) -> None:
-        """Add the text read from each OCR request (in order) as passages; a page or an image may hold none."""
-        for request, text in zip(self.ocr_requests, texts, strict=True):
+    def apply_ocr(self, texts: list) -> None:
+        """Add the text read from each OCR request (in order) as passages; a page or an image may hold none.
+        Each is a text, or a (text, Layout) pair."""
+        for request, read in zip(self.ocr_requests, texts, strict=True):
+            text, layout = read if isinstance(read, tuple) else (read, None)
             if text.strip():
-                self.passages.append(Passage(text, request.locator, request.page))
+                self.passages.append(Passage(text, request.locator, request.page, layout))
         self.ocr_requests = []
         self.passages.sort(key=lambda p: (p.page or 0))
 
@@ -339,7 +343,7 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
         raise UnreadableFileError(f"{path.name}: {pages} pages is over the limit of {options.max_pages} "
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
     parsed = Parsed(kind="pdf")
-    renders = _render_pages(path, pages)
+    renders, layouts = _render_pages(path, pages)
     for number, page in enumerate(reader.pages, start=1):
         text = _page_text(page)
         render = renders.get(number)
@@ -348,7 +352,7 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
             if not text.strip() and options.ocr:  # a scanned page: its text is read by OCR
                 parsed.ocr_requests.append(Picture(render, f"page {number}", "page", page=number))
         if text.strip():
-            parsed.passages.append(Passage(text, f"page {number}", page=number))
+            parsed.passages.append(Passage(text, f"page {number}", page=number, layout=layouts.get(number)))
         parsed.pictures.extend(_pdf_figures(page, number, path.name))
     if not parsed.passages and not parsed.pictures:
         raise UnreadableFileError(f"{path.name}: the PDF has no text and no pages that render")
@@ -362,26 +366,41 @@ def _page_text(page) -> str:
         return ""
 
 
-def _render_pages(path: Path, pages: int, side: int = 1400) -> dict:
-    """Each page as an image (for thumbnails and OCR); pages that fail to render are left out."""
+def _render_pages(path: Path, pages: int, side: int = 1400) -> tuple[dict, dict]:
+    """Each page as an image (for thumbnails and OCR) and its layout (where its characters are, for
+    highlighting a passage); pages that fail to render are left out, layouts that fail too."""
     import pypdfium2 as pdfium
 
-    out = {}
+    renders, layouts = {}, {}
     try:
         pdf = pdfium.PdfDocument(str(path))
     except Exception:  # noqa: BLE001  pypdf read it; pdfium may not: no renders then
-        return out
+        return renders, layouts
     try:
         for i in range(min(pages, len(pdf))):
             page = pdf[i]
             width, height = page.get_size()
             scale = side / max(width, height, 1)
-            out[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
+            renders[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
+            layouts[i + 1] = _page_layout(page, width, height)
     except Exception:  # noqa: BLE001
         pass
     finally:
         pdf.close()
-    return out
+    return renders, layouts
+
+
+def _page_layout(page, width: float, height: float) -> Layout | None:
+    try:
+        textpage = page.get_textpage()
+        try:
+            text = textpage.get_text_range()
+            count = min(len(text), textpage.count_chars())
+            return from_characters(((text[i], textpage.get_charbox(i)) for i in range(count)), width, height)
+        finally:
+            textpage.close()
+    except Exception:  # noqa: BLE001  no layout: the page's passages are shown without highlights
+        return None
 
 
 def _pdf_figures(page, number: int, name: str) -> list[Picture]:

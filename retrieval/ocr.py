@@ -7,6 +7,8 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from retrieval.layout import Layout, from_lines
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -33,7 +35,12 @@ _CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
 
 def read_text(image: Image) -> str:
     """The text in an image, line by line in reading order, words kept apart; empty when there is none
-    worth keeping.
+    worth keeping."""
+    return read_layout(image)[0]
+
+
+def read_layout(image: Image) -> tuple[str, Layout]:
+    """The text in an image (as ``read_text``) and where each of its lines is (see ``retrieval.layout``).
 
     The recogniser drops spaces between Latin words at some text sizes ("Warrantycard:theZephyr..."): a
     space is put back where the image has a blank gap between two characters as wide as a word space
@@ -56,13 +63,18 @@ def read_text(image: Image) -> str:
         if len(item) > 4 and item[3] and len(item[4]) == len(item[3]):
             text = _spaced(gray, box, list(item[4]), item[3])
         xs, ys = [p[0] for p in box], [p[1] for p in box]
-        pieces.append((min(ys), max(ys), min(xs), text.strip()))
-    text = "\n".join(" ".join(t for *_, t in row) for row in _rows(pieces))
-    return text if len(text.replace("\n", "").replace(" ", "")) >= 3 else ""
+        pieces.append((min(ys), max(ys), min(xs), max(xs), text.strip()))
+    rows = [(" ".join(p[-1] for p in row), (min(p[2] for p in row), min(p[0] for p in row),
+                                            max(p[3] for p in row), max(p[1] for p in row)))
+            for row in _rows(pieces)]
+    text = "\n".join(line for line, _ in rows)
+    if len(text.replace("\n", "").replace(" ", "")) < 3:
+        return "", Layout("")
+    return text, from_lines(rows, *picture.size)
 
 
 def _rows(pieces: list[tuple]) -> list[list[tuple]]:
-    """Pieces (top, bottom, left, text) grouped into rows: a piece whose vertical middle lies within a row's
+    """Pieces (top, bottom, left, right, text) grouped into rows: a piece whose vertical middle lies within a row's
     extent joins it; rows top to bottom, pieces left to right."""
     rows: list[list[tuple]] = []
     for piece in sorted(pieces):

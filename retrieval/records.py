@@ -20,6 +20,7 @@ again on the next open.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -99,6 +100,8 @@ class Records:
         for column in ("bytes", "pages"):
             if column not in have:
                 self.db.execute(f"ALTER TABLE documents ADD COLUMN {column} INTEGER")
+        if "regions" not in {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}:
+            self.db.execute("ALTER TABLE chunks ADD COLUMN regions TEXT")  # where a passage lies on its page
 
     def _connect(self, *, write: bool) -> sqlite3.Connection:
         target = str(self.path) if write else f"{self.path.resolve().as_uri()}?mode=ro"
@@ -182,8 +185,9 @@ class Records:
             indexed = []
             for e in entries:
                 c = e.chunk
-                self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-                                (c.id, doc_id, c.kind, c.text, c.locator, c.thumbnail))
+                self.db.execute("INSERT OR REPLACE INTO chunks (id, doc_id, kind, text, locator, thumbnail, regions) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)", (c.id, doc_id, c.kind, c.text, c.locator, c.thumbnail,
+                                                                 json.dumps(c.regions) if c.regions else None))
                 for space, vector in e.vectors.items():
                     self.db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                                     (c.id, space, np.asarray(vector, dtype=np.float32).tobytes()))
@@ -307,9 +311,9 @@ class Records:
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
                 rows = db.execute(
-                    "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail FROM chunks c "
-                    f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
-                out.update({r[0]: Chunk(*r) for r in rows})
+                    "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail, c.regions FROM "
+                    f"chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
+                out.update({r[0]: Chunk(*r[:7], _regions(r[7])) for r in rows})
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -377,6 +381,10 @@ class Records:
         found = self.read.execute("SELECT chunk_id, bm25(lexical) FROM lexical WHERE lexical MATCH ? "
                                "ORDER BY bm25(lexical) LIMIT ?", (query, k))
         return [(r[0], -float(r[1])) for r in found]
+
+
+def _regions(stored: str | None) -> tuple:
+    return tuple(tuple(box) for box in json.loads(stored)) if stored else ()
 
 
 class Transaction:

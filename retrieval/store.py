@@ -24,6 +24,7 @@ consistency check on open) takes the same lock for its duration, waiting for ano
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 STAGES = ("parse", "OCR", "embed", "store")
+READ_AHEAD = 2  # files parsed ahead of the one being embedded (the parse pool has two workers)
 
 
 class KnowledgeBase:
@@ -88,7 +90,6 @@ class KnowledgeBase:
         self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages)
         self.max_store_bytes = max_store_bytes
         self.ocr_queries = ocr_queries
-        self._beside = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-lexical")  # see search
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
@@ -212,7 +213,6 @@ class KnowledgeBase:
             self.lock.release()
 
     def _shut(self) -> None:
-        self._beside.shutdown(wait=True)
         self.parser.close()
         self.index.close()
         self.records.close()
@@ -233,21 +233,22 @@ class KnowledgeBase:
         if len(names) != len(files):
             raise ValueError("give one source name per path")
         reports = []
-        # each file is parsed and read by OCR (in the worker processes) while the one before it is embedded
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-read-ahead") as ahead:
+        # the next files are parsed and read by OCR (in the worker processes) while this one is embedded
+        with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="kb-read-ahead") as ahead:
             def read(i: int):
                 path, source = files[i], names[i] or str(files[i].resolve())
                 return source, ahead.submit(self._reported, path, source, lambda: self._read(path, source, _silent))
 
-            upcoming = read(0) if files else None
+            upcoming = collections.deque(read(i) for i in range(min(READ_AHEAD, len(files))))
             for i, path in enumerate(files):
-                source, future = upcoming
-                upcoming = read(i + 1) if i + 1 < len(files) else None
+                source, future = upcoming.popleft()
+                if i + READ_AHEAD < len(files):
+                    upcoming.append(read(i + READ_AHEAD))
                 step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
                 got = future.result()
                 if isinstance(got, _Read):  # its parse and OCR are done: told now, in this thread
                     step("parse")
-                    if got.parsed.ocr_requests:
+                    if got.read_by_ocr:
                         step("OCR")
                     got = self._reported(path, source, lambda: self._finish(got, step))
                 reports.append(got)
@@ -288,10 +289,11 @@ class KnowledgeBase:
         self._check_size()
         stage("parse")
         parsed = self.parser.parse(path, self.options)
-        if parsed.ocr_requests:
+        read_by_ocr = bool(parsed.ocr_requests)
+        if read_by_ocr:
             stage("OCR")
-            parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name))
-        return _Read(path, source, doc_id, parsed)
+            parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name, layout=True))
+        return _Read(path, source, doc_id, parsed, read_by_ocr)
 
     def _finish(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport:
         """Embed without the write lock; then store under it, checking again what another thread may have
@@ -353,7 +355,7 @@ class KnowledgeBase:
         for i, picture in enumerate(parsed.pictures):
             chunk_id = _chunk_id(doc_id, f"picture{i}", picture.locator)
             thumb = self._save_thumbnail(picture.image, chunk_id)
-            if picture.kind == "page":
+            if picture.kind == "page" or parsed.kind == "image":  # its passages are shown on it
                 page_thumbs[picture.page] = thumb
             text = picture.caption or picture.locator
             entries.append(Entry(Chunk(chunk_id, doc_id, source, picture.kind, text, picture.locator, thumb),
@@ -366,8 +368,9 @@ class KnowledgeBase:
         passages = split_passages(parsed.passages, self.chunk_size, self.chunk_overlap,
                                   max_tokens=getattr(self.text_embedder, "max_tokens", None),
                                   count_tokens=getattr(self.text_embedder, "count_tokens", None))
-        texts = [Entry(Chunk(_chunk_id(doc_id, f"text{i}", p.text), doc_id, source, "text", p.text,
-                             p.locator, page_thumbs.get(p.page)), {}) for i, p in enumerate(passages)]
+        texts = [Entry(Chunk(_chunk_id(doc_id, f"text{i}", p.text), doc_id, source, "text", p.text, p.locator,
+                             thumb := page_thumbs.get(p.page), p.layout.regions(p.text) if thumb and p.layout else ()),
+                       {}) for i, p in enumerate(passages)]
         heads = self._embed(self.embedder, [e.chunk.text[:HEAD_CHARS] for e in texts])
         dense = self._embed(self.text_embedder, [e.chunk.text for e in texts])
         return entries + [Entry(e.chunk, _vectors(cross=h, text=d)) for e, h, d in zip(texts, heads, dense)]
@@ -407,21 +410,17 @@ class KnowledgeBase:
                 rankings += [self._dense("cross", v, n, spaces) for v in self.embedder.embed_images(list(images))]
             if self.ocr_queries:  # text in a query image finds passages: image to text
                 texts += [t for t in self.parser.ocr(list(images), "query image") if t.strip()]
-        # BM25 runs in SQLite, which lets go of the interpreter: beside the embedding of the same queries
-        lexical_jobs = [self._beside.submit(self.records.lexical_search, query, n) for query in texts]
-        vectors: list[dict[str, np.ndarray]] = []  # per query, its vector in each space
+        # one after the other: BM25 in a thread beside the embedding was slower on 2 cores (the embedder's
+        # two threads and SQLite took turns), p95 25 ms against 20 at 100k chunks
         for query in texts:
-            vectors.append({})
-            for space, embedder in (("cross", self.embedder), ("text", self.text_embedder)):
-                if embedder is not None:
-                    vectors[-1][space] = embedder.embed_texts([query])[0]
-                    rankings.append(self._dense(space, vectors[-1][space], n, spaces))
-        for job, by_space in zip(lexical_jobs, vectors):
-            lexical = job.result()
+            lexical = self.records.lexical_search(query, n)
             for cid, score in lexical:
                 bm25[cid] = max(bm25.get(cid, float("-inf")), float(score))
-            for space, vector in by_space.items():  # a keyword-only hit gets its cosines too
-                self._fill_cosines(space, vector, [cid for cid, _ in lexical], spaces)
+            for space, embedder in (("cross", self.embedder), ("text", self.text_embedder)):
+                if embedder is not None:
+                    vector = embedder.embed_texts([query])[0]
+                    rankings.append(self._dense(space, vector, n, spaces))
+                    self._fill_cosines(space, vector, [cid for cid, _ in lexical], spaces)  # keyword-only hits
             rankings.append([cid for cid, _ in lexical])
         # every candidate read from the record at once, before fusing: a document deleted meanwhile
         # drops out of every ranking, and the k places are filled from what was there at that moment
@@ -510,6 +509,7 @@ class _Read:
     source: str
     doc_id: str
     parsed: loaders.Parsed
+    read_by_ocr: bool = False
 
 
 def _silent(stage: str) -> None:

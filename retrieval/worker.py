@@ -37,9 +37,10 @@ def _serve(conn, memory_bytes: int) -> None:
             if kind == "parse":
                 conn.send((request, "ok", parse(Path(payload), options)))
             else:
-                from retrieval.ocr import read_text
+                from retrieval.ocr import read_layout
 
-                conn.send((request, "ok", [read_text(image) for image in payload]))
+                read = [read_layout(image) for image in payload]
+                conn.send((request, "ok", read if options == "layout" else [text for text, _ in read]))
         except RetrievalError as exc:
             conn.send((request, "error", type(exc).__name__, str(exc)))
         except MemoryError:
@@ -64,9 +65,10 @@ class ParseWorker:
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return self._call("parse", str(path), options, path.name)
 
-    def ocr(self, images: list, name: str) -> list[str]:
-        """The text in each image, read in the worker (the OCR models stay loaded there)."""
-        return self._call("ocr", images, None, name) if images else []
+    def ocr(self, images: list, name: str, *, layout: bool = False) -> list:
+        """The text in each image, read in the worker (the OCR models stay loaded there); with ``layout``,
+        (text, Layout) pairs: where its lines are too."""
+        return self._call("ocr", images, "layout" if layout else None, name) if images else []
 
     def _call(self, kind: str, payload, options, name: str):
         with self._lock:
@@ -135,8 +137,8 @@ class ParsePool:
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return self._with_worker(lambda w: w.parse(path, options))
 
-    def ocr(self, images: list, name: str) -> list[str]:
-        return self._with_worker(lambda w: w.ocr(images, name)) if images else []
+    def ocr(self, images: list, name: str, *, layout: bool = False) -> list:
+        return self._with_worker(lambda w: w.ocr(images, name, layout=layout)) if images else []
 
     def _with_worker(self, call):
         worker = self._idle.get()
@@ -156,10 +158,11 @@ class InProcessParser:
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return parse(path, options)
 
-    def ocr(self, images: list, name: str) -> list[str]:
-        from retrieval.ocr import read_text
+    def ocr(self, images: list, name: str, *, layout: bool = False) -> list:
+        from retrieval.ocr import read_layout
 
-        return [read_text(image) for image in images]
+        read = [read_layout(image) for image in images]
+        return read if layout else [text for text, _ in read]
 
     def close(self) -> None:
         pass
