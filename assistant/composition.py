@@ -148,8 +148,13 @@ def _answer_options(settings: Settings) -> dict:
     r, m = settings.retrieval, settings.model
     return dict(k=r.k, min_score=r.min_score, strict=r.strict, source_images=m.source_images,
                 visual_tokens=m.visual_tokens, max_pixels=m.max_pixels, consistency_min=r.consistency_min,
-                space_scores={space: value for space, value in (("text", r.min_text_score),
-                                                                ("cross", r.min_cross_score)) if value is not None})
+                space_scores=space_scores(r))
+
+
+def space_scores(r) -> dict[str, float]:
+    """The relevance thresholds set per space (``RetrievalSettings``); a space without one uses MIN_SCORE."""
+    return {space: value for space, value in (("text", r.min_text_score), ("cross", r.min_cross_score))
+            if value is not None}
 
 
 def build_workspaces(settings: Settings) -> Workspaces:

@@ -1,10 +1,10 @@
 """Quality on a labelled set, in four tables:
 
 - **retrieval**: hit@1, hit@5 and MRR@10 per direction (text→text, text→image, image→image, image→text);
-- **abstention**: whether a question is answerable from the documents, predicted by the relevance score
-  (the best hit's similarity) against ``ASSISTANT_RETRIEVAL__MIN_SCORE``: precision, recall and F1 of
-  "answerable", and the ROC-AUC of the score (how well it ranks answerable above unanswerable, whatever the
-  threshold);
+- **abstention**: whether a question is answerable from the documents, predicted by the relevance rule (a
+  hit's cosine in a space reaching that space's threshold, ``ASSISTANT_RETRIEVAL__MIN_SCORE`` or the
+  per-space ``MIN_TEXT_SCORE``/``MIN_CROSS_SCORE``): precision, recall and F1 of "answerable", and the ROC-AUC
+  of the closest hit's margin over its threshold (how well it ranks answerable above unanswerable);
 - **near-duplicates**: the share of the top k (``ASSISTANT_RETRIEVAL__K``) that repeats a better-ranked hit
   (word 3-shingles overlapping by 80%, or pictures within cosine 0.98);
 - **answers**, when a model answers (``--answers``, or a model given to ``evaluate``): accuracy of containing
@@ -26,6 +26,7 @@ with no relevant file is unanswerable. Optional ``"consistency": [{"image", "ans
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections import defaultdict
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from assistant.errors import InputError, KnowledgeError
 from assistant.settings import Settings
+from retrieval.types import SPACES, Relevance
 
 DEPTH = 10
 
@@ -74,15 +76,28 @@ class Answers:
 
 @dataclass
 class Abstention:
-    scores: list[tuple[float, bool]] = field(default_factory=list)  # (relevance score, answerable)
+    """Per question, its best cosine in each space (what the relevance rule compares) and whether it is
+    answerable; predicted answerable when some hit passes the rule (``Relevance``)."""
 
-    def row(self, threshold: float) -> dict:
-        predicted = [(s >= threshold, truth) for s, truth in self.scores]
+    questions: list[tuple[dict[str, float], bool]] = field(default_factory=list)
+
+    def row(self, relevance: Relevance) -> dict:
+        margins = [(_margin(best, relevance), truth) for best, truth in self.questions]
+        predicted = [(m >= 0, truth) for m, truth in margins]
         tp = sum(p and t for p, t in predicted)
         precision, recall = _ratio(tp, sum(p for p, _ in predicted)), _ratio(tp, sum(t for _, t in predicted))
         f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-        return {"questions": len(self.scores), "answerable": sum(t for _, t in self.scores), "threshold": threshold,
-                "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc(self.scores)}
+        spaces = sorted({s for best, _ in self.questions for s in best})
+        thresholds = {s: relevance.threshold(s) for s in spaces}
+        single = set(thresholds.values())
+        return {"questions": len(self.questions), "answerable": sum(t for _, t in self.questions),
+                "threshold": single.pop() if len(single) == 1 else None, "thresholds": thresholds,
+                "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc(margins)}
+
+
+def _margin(best: dict[str, float], relevance: Relevance) -> float:
+    """How far the question's closest hit is over (or under) its space's threshold; -2 without hits."""
+    return max((value - relevance.threshold(space) for space, value in best.items()), default=-2.0)
 
 
 def roc_auc(scored: list[tuple[float, bool]]) -> float | None:
@@ -117,7 +132,7 @@ def load(path: Path) -> dict:
 
 def evaluate(path: Path, settings: Settings, model=None) -> dict:
     """The four tables (answers only with ``model``, a ``VisionChatModel``), plus the ingest failures."""
-    from assistant.composition import open_knowledge_base
+    from assistant.composition import open_knowledge_base, space_scores
     from assistant.knowledge import Knowledge
     from assistant.pipeline import AnswerPipeline, Completed, Retrieved
     from assistant.types import ChatRequest, GenerationParams
@@ -139,12 +154,18 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
             abstention, answers = Abstention(), Answers()
             top_k = repeated = 0
             pipeline = AnswerPipeline(model, Knowledge.ready(kb), k=r.k, min_score=r.min_score,
+                                      space_scores=space_scores(r),
                                       annotations_dir=Path(tmp) / "scratch") if model is not None else None
             for q in spec["queries"]:
                 images = [open_image(q["image"])] if q["image"] else []
                 hits = kb.search(q["text"], images, k=max(DEPTH, r.k))
                 answerable = bool(q["relevant"])
-                abstention.scores.append((max((h.score for h in hits), default=-1.0), answerable))
+                best: dict[str, float] = {}
+                for hit in hits:
+                    for space in SPACES:
+                        if space in hit.evidence:
+                            best[space] = max(best.get(space, -1.0), hit.evidence[space])
+                abstention.questions.append((best, answerable))
                 if answerable:
                     names = [Path(h.chunk.source).name for h in hits[:DEPTH]]
                     rank = next((i + 1 for i, name in enumerate(names) if name in q["relevant"]), None)
@@ -172,8 +193,9 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
         finally:
             kb.close()
     result = {"scores": {k: v.row() for k, v in sorted(scores.items())},
-              "abstention": abstention.row(r.min_score),
-              "scored": [[round(score, 4), answerable] for score, answerable in abstention.scores],
+              "abstention": abstention.row(Relevance(r.min_score, space_scores(r))),
+              "evidence": [[{s: round(v, 4) for s, v in best.items()}, answerable]
+                           for best, answerable in abstention.questions],
               "near_duplicates": {"top_k": r.k, "hits": top_k, "repeated": repeated,
                                   "rate": _ratio(repeated, top_k)},
               "ingest_failures": failed}
@@ -242,9 +264,12 @@ def table(result: dict) -> str:
         lines.append(f"{name:<24} {row['queries']:>7} {row['hit@1']:>6.2f} {row['hit@5']:>6.2f} {row['mrr@10']:>7.3f}")
     a = result["abstention"]
     auc = "-" if a["roc_auc"] is None else f"{a['roc_auc']:.3f}"
-    lines += ["", "abstention (answerable when the best score >= the threshold)",
-              f"{'questions':>9} {'answerable':>10} {'threshold':>9} {'precision':>9} {'recall':>6} {'f1':>5} {'roc_auc':>7}",
-              f"{a['questions']:>9} {a['answerable']:>10} {a['threshold']:>9.2f} {a['precision']:>9.2f} "
+    shown = ", ".join(f"{space} {value:.2f}" for space, value in a.get("thresholds", {}).items()) or (
+        f"{a['threshold']:.2f}" if a.get("threshold") is not None else "-")
+    lines += ["", "abstention (answerable when a hit's cosine reaches its space's threshold)",
+              f"{'questions':>9} {'answerable':>10} {'thresholds':>20} {'precision':>9} {'recall':>6} {'f1':>5} "
+              f"{'roc_auc':>7}",
+              f"{a['questions']:>9} {a['answerable']:>10} {shown:>20} {a['precision']:>9.2f} "
               f"{a['recall']:>6.2f} {a['f1']:>5.2f} {auc:>7}"]
     d = result["near_duplicates"]
     lines += ["", f"near-duplicates in the top {d['top_k']}: {d['repeated']} of {d['hits']} hits ({d['rate']:.1%})"]
@@ -276,35 +301,58 @@ def consistency_lines(c: dict) -> list[str]:
 
 
 def calibrate(result: dict) -> dict:
-    """Thresholds for ``ASSISTANT_RETRIEVAL__MIN_SCORE`` from a labelled set's relevance scores: the one
-    with the best F1 of "answerable" (for the relevance filter), the highest that keeps 95% of the
-    answerable questions (it drops sources least often), and the lowest whose precision is 95% (for strict
-    mode: it abstains on most unanswerable questions). Each with its precision, recall and F1."""
-    scored = [(float(score), bool(answerable)) for score, answerable in result["scored"]]
-    candidates = sorted({score for score, _ in scored})
-    rows = [Abstention(scored).row(threshold) for threshold in candidates]
-    if not rows:
+    """Relevance thresholds from a labelled set: one per space the set's hits came from (the text embedder's,
+    the cross-modal one), searched together over the cosines seen, since a question counts as answerable
+    when either space passes. Three aims: the best F1 of "answerable" (for the relevance filter); keeping
+    95% of the answerable questions, as precisely as possible (it drops sources least often); 95% precise,
+    keeping as many as possible (for strict mode: it abstains on most unanswerable questions). With two
+    spaces, the best F1 of one threshold for both is shown beside them."""
+    questions = [({s: float(v) for s, v in best.items()}, bool(answerable)) for best, answerable in result["evidence"]]
+    spaces = sorted({s for best, _ in questions for s in best})
+    if not questions or not spaces:
         raise InputError("The set has no questions to calibrate on.")
-    best = max(rows, key=lambda row: (row["f1"], -row["threshold"]))
+    seen = [sorted({best[s] for best, _ in questions if s in best}) for s in spaces]
+    abstention = Abstention(questions)
+    rows = [abstention.row(Relevance(1.0, dict(zip(spaces, combo)))) for combo in itertools.product(*seen)]
+    total = lambda row: sum(row["thresholds"].values())  # noqa: E731
+    best = max(rows, key=lambda row: (row["f1"], -total(row)))
     keeps = [row for row in rows if row["recall"] >= 0.95]
     precise = [row for row in rows if row["precision"] >= 0.95]
-    return {"questions": len(scored), "answerable": sum(t for _, t in scored), "roc_auc": roc_auc(scored),
-            "best_f1": best, "recall_95": max(keeps, key=lambda row: row["threshold"]) if keeps else None,
-            "precision_95": min(precise, key=lambda row: row["threshold"]) if precise else None}
+    proposal = {"questions": len(questions), "answerable": sum(t for _, t in questions), "spaces": spaces,
+                "roc_auc": best["roc_auc"], "best_f1": best,
+                "recall_95": max(keeps, key=lambda row: (row["precision"], total(row))) if keeps else None,
+                "precision_95": max(precise, key=lambda row: (row["recall"], -total(row))) if precise else None}
+    if len(spaces) > 1:
+        values = sorted({v for best_, _ in questions for v in best_.values()})
+        proposal["one_threshold"] = max((abstention.row(Relevance(t)) for t in values),
+                                        key=lambda row: (row["f1"], -row["threshold"]))
+    return proposal
+
+
+def proposed_settings(row: dict) -> str:
+    """The settings a calibration row stands for: MIN_SCORE for one space, a threshold per space for two."""
+    thresholds = row["thresholds"]
+    if len(thresholds) == 1:
+        return f"ASSISTANT_RETRIEVAL__MIN_SCORE={next(iter(thresholds.values())):.3f}"
+    return " ".join(f"ASSISTANT_RETRIEVAL__MIN_{space.upper()}_SCORE={value:.3f}" for space, value in thresholds.items())
 
 
 def calibration_table(proposal: dict) -> str:
     auc = "-" if proposal["roc_auc"] is None else f"{proposal['roc_auc']:.3f}"
+    spaces = proposal["spaces"]
+    heads = " ".join(f"{space:>9}" for space in spaces)
     lines = [f"{proposal['questions']} questions, {proposal['answerable']} answerable; ROC-AUC of the relevance "
-             f"score {auc}", f"{'aim':<34} {'threshold':>9} {'precision':>9} {'recall':>6} {'f1':>5}"]
-    for key, aim in (("best_f1", "best F1 (the relevance filter)"), ("recall_95", "keeps 95% of the answerable"),
-                     ("precision_95", "95% precise (strict mode)")):
+             f"score {auc}", f"{'aim (thresholds per space)':<34} {heads} {'precision':>9} {'recall':>6} {'f1':>5}"]
+    aims = [("best_f1", "best F1 (the relevance filter)"), ("recall_95", "keeps 95% of the answerable"),
+            ("precision_95", "95% precise (strict mode)")]
+    if "one_threshold" in proposal:
+        aims.append(("one_threshold", "best F1, one threshold for both"))
+    for key, aim in aims:
         row = proposal[key]
         if row is None:
             lines.append(f"{aim:<34} {'-':>9}  (no threshold reaches it on this set)")
             continue
-        lines.append(f"{aim:<34} {row['threshold']:>9.3f} {row['precision']:>9.2f} {row['recall']:>6.2f} "
-                     f"{row['f1']:>5.2f}")
-    best = proposal["best_f1"]["threshold"]
-    lines.append(f"proposed: ASSISTANT_RETRIEVAL__MIN_SCORE={best:.3f}")
+        values = " ".join(f"{row['thresholds'][space]:>9.3f}" for space in spaces)
+        lines.append(f"{aim:<34} {values} {row['precision']:>9.2f} {row['recall']:>6.2f} {row['f1']:>5.2f}")
+    lines.append(f"proposed: {proposed_settings(proposal['best_f1'])}")
     return "\n".join(lines)
