@@ -48,8 +48,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--answers", action="store_true", help="also ask the configured model each question "
                           "that has an expected answer: accuracy and citation precision/recall")
-    calibrate = sub.add_parser("calibrate", help="propose a relevance threshold (ASSISTANT_RETRIEVAL__MIN_SCORE) "
-                               "from a labelled set of answerable and unanswerable questions")
+    calibrate = sub.add_parser("calibrate", help="propose relevance thresholds, one per space "
+                               "(ASSISTANT_RETRIEVAL__MIN_SCORE, MIN_TEXT_SCORE, MIN_CROSS_SCORE), from a "
+                               "labelled set of answerable and unanswerable questions")
     calibrate.add_argument("file", type=Path)
     calibrate.add_argument("--json", action="store_true")
     users = sub.add_parser("users", help="who may sign in (ASSISTANT_AUTH__MODE=password): add, remove, "

@@ -212,8 +212,8 @@ SOURCES_CSS = """
   background: var(--background-fill-secondary); }
 .sources img.large { max-width: 100%; margin-top: 6px; border-radius: 4px; display: block; }
 .sources .page-view { position: relative; display: inline-block; max-width: 100%; }
-.sources .page-view i.region { position: absolute; background: rgba(250, 204, 21, 0.35);
-  outline: 2px solid rgba(217, 119, 6, 0.9); border-radius: 2px; pointer-events: none; }
+.sources .page-view i.region { position: absolute; background: rgb(253, 224, 71); mix-blend-mode: multiply;
+  box-shadow: 0 0 0 2px rgb(253, 224, 71); border-radius: 2px; pointer-events: none; }
 .sources blockquote { margin: 6px 0 0; font-size: 0.9em; white-space: pre-wrap; }
 .sources-empty { color: var(--body-text-color-subdued); }
 .hits details.source summary { cursor: default; }
