@@ -161,7 +161,7 @@ def evaluate(path: Path, settings: Settings, model=None) -> dict:
                 hits = kb.search(q["text"], images, k=max(DEPTH, r.k))
                 answerable = bool(q["relevant"])
                 best: dict[str, float] = {}
-                for hit in hits:
+                for hit in hits[: r.k]:  # what the pipeline would judge
                     for space in SPACES:
                         if space in hit.evidence:
                             best[space] = max(best.get(space, -1.0), hit.evidence[space])
@@ -311,7 +311,7 @@ def calibrate(result: dict) -> dict:
     spaces = sorted({s for best, _ in questions for s in best})
     if not questions or not spaces:
         raise InputError("The set has no questions to calibrate on.")
-    seen = [sorted({best[s] for best, _ in questions if s in best}) for s in spaces]
+    seen = [_candidates({best[s] for best, _ in questions if s in best}) for s in spaces]
     abstention = Abstention(questions)
     rows = [abstention.row(Relevance(1.0, dict(zip(spaces, combo)))) for combo in itertools.product(*seen)]
     total = lambda row: sum(row["thresholds"].values())  # noqa: E731
@@ -327,6 +327,15 @@ def calibrate(result: dict) -> dict:
         proposal["one_threshold"] = max((abstention.row(Relevance(t)) for t in values),
                                         key=lambda row: (row["f1"], -row["threshold"]))
     return proposal
+
+
+def _candidates(values: set[float], most: int = 100) -> list[float]:
+    """The cosines seen, or ``most`` of their quantiles for a large set (the search over two spaces is
+    their product)."""
+    ordered = sorted(values)
+    if len(ordered) <= most:
+        return ordered
+    return sorted({ordered[round(i * (len(ordered) - 1) / (most - 1))] for i in range(most)})
 
 
 def proposed_settings(row: dict) -> str:

@@ -48,7 +48,8 @@ class Layout:
             if start < 0 or last < 0 or last - start > 2 * len(wanted):
                 return ()
             end = last + len(tail)
-        return tuple(box for a, b, box in self.lines if a < end and b > start)
+        # a line outside the page's crop box is clipped to nothing: not shown
+        return tuple(box for a, b, box in self.lines if a < end and b > start and box[2] > box[0] and box[3] > box[1])
 
 
 def from_characters(characters: Iterable[tuple[str, tuple[float, float, float, float]]], width: float,

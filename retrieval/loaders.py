@@ -382,7 +382,7 @@ def _render_pages(path: Path, pages: int, side: int = 1400) -> tuple[dict, dict]
             width, height = page.get_size()
             scale = side / max(width, height, 1)
             renders[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
-            layouts[i + 1] = _page_layout(page, width, height)
+            layouts[i + 1] = _page_layout(page)
     except Exception:  # noqa: BLE001
         pass
     finally:
@@ -390,13 +390,21 @@ def _render_pages(path: Path, pages: int, side: int = 1400) -> tuple[dict, dict]
     return renders, layouts
 
 
-def _page_layout(page, width: float, height: float) -> Layout | None:
+def _page_layout(page) -> Layout | None:
+    """Where the page's characters are, in fractions of its render; None for a rotated page (its boxes are
+    not in the render's frame) or one whose text cannot be read."""
+    import pypdfium2.raw as pdfium_c
+
     try:
+        if page.get_rotation() % 360:
+            return None
+        left, bottom, right, top = page.get_bbox()  # what the render shows: the crop box, its origin anywhere
         textpage = page.get_textpage()
         try:
-            text = textpage.get_text_range()
-            count = min(len(text), textpage.count_chars())
-            return from_characters(((text[i], textpage.get_charbox(i)) for i in range(count)), width, height)
+            characters = ((chr(pdfium_c.FPDFText_GetUnicode(textpage, i)), textpage.get_charbox(i))
+                          for i in range(textpage.count_chars()))
+            return from_characters(((c, (x0 - left, y0 - bottom, x1 - left, y1 - bottom))
+                                    for c, (x0, y0, x1, y1) in characters), right - left, top - bottom)
         finally:
             textpage.close()
     except Exception:  # noqa: BLE001  no layout: the page's passages are shown without highlights

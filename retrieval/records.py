@@ -87,6 +87,7 @@ class Records:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.reindexed = 0  # chunks re-tokenized on open because the BM25 scheme changed
+        self._has_regions: bool | None = None  # whether chunks has its regions column (see _regions)
         self.db = None if readonly else self._connect(write=True)
         if self.db is not None:
             self.db.executescript(SCHEMA)
@@ -114,6 +115,13 @@ class Records:
         else:
             db.execute("PRAGMA query_only=ON")
         return db
+
+    @property
+    def _regions(self) -> str:
+        """The regions column, or NULL for a record an older writer has not given one yet (read beside it)."""
+        if self._has_regions is None:
+            self._has_regions = any(r[1] == "regions" for r in self.read.execute("PRAGMA table_info(chunks)"))
+        return "c.regions" if self._has_regions else "NULL"
 
     @property
     def read(self) -> sqlite3.Connection:
@@ -163,7 +171,7 @@ class Records:
         else:
             self.db.executemany("UPDATE lexical_df SET chunks = chunks - ? WHERE term = ?",
                                 [(n, t) for t, n in counts.items()])
-            self.db.execute("DELETE FROM lexical_df WHERE chunks <= 0")
+            self.db.executemany("DELETE FROM lexical_df WHERE term = ? AND chunks <= 0", [(t,) for t in counts])
 
     # -- meta -----------------------------------------------------------------------------------
 
@@ -233,11 +241,12 @@ class Records:
         until ``scrub`` (the mark set here says so, should the process end before)."""
         ids = self.chunk_ids(doc_id)
         with self._transaction():
+            indexed = []
             for chunk_id in ids:
                 self.db.execute("DELETE FROM vectors WHERE chunk_id = ?", (chunk_id,))
-                self._count_terms([r[0] for r in self.db.execute("SELECT tokens FROM lexical WHERE chunk_id = ?",
-                                                                 (chunk_id,))], -1)
+                indexed += [r[0] for r in self.db.execute("SELECT tokens FROM lexical WHERE chunk_id = ?", (chunk_id,))]
                 self.db.execute("DELETE FROM lexical WHERE chunk_id = ?", (chunk_id,))
+            self._count_terms(indexed, -1)
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (SCRUB_PENDING,))
@@ -311,7 +320,7 @@ class Records:
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
                 rows = db.execute(
-                    "SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail, c.regions FROM "
+                    f"SELECT c.id, c.doc_id, d.source, c.kind, c.text, c.locator, c.thumbnail, {self._regions} FROM "
                     f"chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})", part)
                 out.update({r[0]: Chunk(*r[:7], _regions(r[7])) for r in rows})
         except BaseException:

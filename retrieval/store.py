@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 STAGES = ("parse", "OCR", "embed", "store")
-READ_AHEAD = 2  # files parsed ahead of the one being embedded (the parse pool has two workers)
+READ_AHEAD = 1  # files parsed ahead of the one being embedded: one of the two shared parse workers at most
 
 
 class KnowledgeBase:
@@ -90,6 +90,8 @@ class KnowledgeBase:
         self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages)
         self.max_store_bytes = max_store_bytes
         self.ocr_queries = ocr_queries
+        # one thread for the life of the knowledge base (its SQLite reader is kept, and closed with it)
+        self._ahead = ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="kb-read-ahead")
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
@@ -213,6 +215,9 @@ class KnowledgeBase:
             self.lock.release()
 
     def _shut(self) -> None:
+        # not waited for: a read in flight may need the write lock held here; after this it finds the
+        # knowledge base closed, and no one waits for its result
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self.parser.close()
         self.index.close()
         self.records.close()
@@ -233,13 +238,14 @@ class KnowledgeBase:
         if len(names) != len(files):
             raise ValueError("give one source name per path")
         reports = []
-        # the next files are parsed and read by OCR (in the worker processes) while this one is embedded
-        with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="kb-read-ahead") as ahead:
-            def read(i: int):
-                path, source = files[i], names[i] or str(files[i].resolve())
-                return source, ahead.submit(self._reported, path, source, lambda: self._read(path, source, _silent))
 
-            upcoming = collections.deque(read(i) for i in range(min(READ_AHEAD, len(files))))
+        def read(i: int):  # in the read-ahead thread
+            path, source = files[i], names[i] or str(files[i].resolve())
+            return source, self._ahead.submit(self._reported, path, source, lambda: self._read(path, source, _silent))
+
+        # the next file is parsed and read by OCR (in a parse worker) while this one is embedded
+        upcoming = collections.deque(read(i) for i in range(min(READ_AHEAD, len(files))))
+        try:
             for i, path in enumerate(files):
                 source, future = upcoming.popleft()
                 if i + READ_AHEAD < len(files):
@@ -252,6 +258,9 @@ class KnowledgeBase:
                         step("OCR")
                     got = self._reported(path, source, lambda: self._finish(got, step))
                 reports.append(got)
+        finally:  # a batch stopped (a full store, a busy one): files not begun are not read
+            for _, future in upcoming:
+                future.cancel()
         if progress:
             progress(1.0, "done")
         return reports

@@ -98,9 +98,53 @@ def test_a_record_from_before_regions_opens_and_keeps_its_chunks(tmp_path):
     with db:
         db.execute("ALTER TABLE chunks DROP COLUMN regions")
     db.close()
+    reader = KnowledgeBase.open_reader(tmp_path / "data", HashingEmbedder())  # beside an older writer
+    try:
+        [hit] = reader.search("invoices", k=1)
+        assert hit.chunk.regions == () and "invoices" in hit.chunk.text
+    finally:
+        reader.close()
     kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder())
     try:
         [hit] = kb.search("invoices", k=1)
         assert hit.chunk.regions == () and "invoices" in hit.chunk.text
+    finally:
+        kb.close()
+
+
+def test_a_cropped_page_is_marked_in_its_crop_and_a_rotated_one_not_at_all(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    make_pdf(tmp_path / "plain.pdf", ["\n\n".join(PARAGRAPHS), "\n\n".join(PARAGRAPHS)])
+    writer = PdfWriter()
+    for page in PdfReader(tmp_path / "plain.pdf").pages:
+        writer.add_page(page)
+    first, second = writer.pages
+    width, height = float(first.mediabox.width), float(first.mediabox.height)
+    first.cropbox.lower_left = (30, height / 2)  # the top half, its origin not at (0, 0)
+    first.cropbox.upper_right = (width - 30, height)
+    second.rotate(90)
+    with open(tmp_path / "edited.pdf", "wb") as f:
+        writer.write(f)
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), chunk_size=220, chunk_overlap=0)
+    try:
+        [report] = kb.ingest_paths([tmp_path / "edited.pdf"], sources=["edited.pdf"])
+        assert report.ok
+        chunks = kb.records.chunks(kb.records.chunk_ids(report.doc_id)).values()
+        cropped = [c for c in chunks if c.kind == "text" and c.locator == "page 1" and c.regions]
+        assert cropped and all(ink(c.thumbnail, box) > 0.03 for c in cropped for box in c.regions)
+        assert not [c for c in chunks if c.kind == "text" and c.locator == "page 2" and c.regions]
+    finally:
+        kb.close()
+
+
+def test_ingests_do_not_pile_up_database_connections(tmp_path):
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)
+    try:
+        for i in range(6):  # a batch each, as uploads in the app are
+            (tmp_path / f"n{i}.md").write_text(f"Note {i} about item{i}.")
+            (tmp_path / f"m{i}.md").write_text(f"More about thing{i}.")
+            kb.ingest_paths([tmp_path / f"n{i}.md", tmp_path / f"m{i}.md"])
+        assert len(kb.records._readers) <= 3  # this thread's and the read-ahead thread's, not one per batch
     finally:
         kb.close()
