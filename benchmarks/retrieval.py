@@ -130,7 +130,7 @@ def query_latency(root: Path, n: int, embedder, ef_values: list[int], queries: i
             latencies.append((time.perf_counter() - t) * 1e3)
             recalls.append(len({cid for cid, _ in got} & {ids[i] for i in truth}) / 10)
         questions = [words(np.random.default_rng(n + 2 + i), 6) for i in range(100)]
-        for question in questions[:5]:  # warm up
+        for question in questions[:30]:  # warm up: the index paged in, as in a server that has been asked before
             kb.search(question, k=10)
         full, found = [], []
         for question in questions:
