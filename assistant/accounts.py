@@ -225,7 +225,7 @@ class PasswordSignIn:
         return repr(key) if self.users.exists(key) else "an unknown name"
 
 
-def sign_in_for(settings: Settings):
+def sign_in_for(settings: Settings, audit=None):
     """The web app's sign-in check for these settings (an ``async`` function of name and password: the
     argon2 verification, ~0.1 s and 64 MiB by design, runs in a worker thread, never on the server's event
     loop); None in local mode (no sign-in). Password mode with no users yet cannot start: nobody could
@@ -243,8 +243,14 @@ def sign_in_for(settings: Settings):
                                  "ASSISTANT_AUTH__USERS_FILE).")
     check = PasswordSignIn(users, SignInGuard(settings.auth.max_failures, settings.auth.lockout_minutes * 60))
 
+    def checked(name: str, password: str) -> bool:
+        ok = check(name, password)
+        if audit is not None:  # the name as typed, never the password
+            audit.record(name, "sign-in", outcome="ok" if ok else "refused")
+        return ok
+
     async def sign_in(name: str, password: str) -> bool:  # a real coroutine function: Gradio awaits it
-        return await asyncio.to_thread(check, name, password)
+        return await asyncio.to_thread(checked, name, password)
 
     sign_in.check = check
     return sign_in

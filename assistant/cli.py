@@ -53,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
                                "labelled set of answerable and unanswerable questions")
     calibrate.add_argument("file", type=Path)
     calibrate.add_argument("--json", action="store_true")
+    audit = sub.add_parser("audit", help="the audit log (ASSISTANT_AUDIT__ENABLED): verify its chain, export it")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    audit_sub.add_parser("verify", help="check that no record was changed, removed or moved; print the head")
+    export = audit_sub.add_parser("export", help="the records of a date range (UTC days, both included) as CSV")
+    export.add_argument("--from", dest="start", type=_day, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD")
+    export.add_argument("--out", type=Path, help="write to this file (otherwise to stdout)")
     users = sub.add_parser("users", help="who may sign in (ASSISTANT_AUTH__MODE=password): add, remove, "
                            "list, passwd")
     users_sub = users.add_subparsers(dest="action", required=True)
@@ -299,6 +306,40 @@ def _check_hub() -> None:
                              "with network, then copy its Hugging Face cache (~/.cache/huggingface) here.")
 
 
+def _day(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a day as YYYY-MM-DD") from None
+
+
+def cmd_audit(args, session: Session) -> int:
+    """``verify``: exit 0 when the chain is intact (its head printed, to be noted elsewhere), 1 naming the
+    first bad line; ``export``: CSV."""
+    from assistant.audit import export_csv, verify
+
+    path = session.settings.audit_file
+    if not path.exists():
+        raise InputError(f"There is no audit log in {path.parent} (is ASSISTANT_AUDIT__ENABLED set for the app?)")
+    if args.action == "verify":
+        result = verify(path)
+        if not result.ok:
+            print(f"audit log NOT intact: {result.problem}; the {result.records} records before it are intact",
+                  file=sys.stderr)
+            return 1
+        print(f"audit log intact: {result.records} records; head {result.head}")
+        return 0
+    text, rows = export_csv(path, args.start, args.end)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"{rows} records written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_calibrate(args, session: Session) -> int:
     from assistant.evaluation import calibrate, calibration_table, evaluate
 
@@ -419,4 +460,4 @@ def _new_password(from_stdin: bool) -> str:
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
             "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "calibrate": cmd_calibrate,
-            "users": cmd_users, "kbs": cmd_kbs}
+            "users": cmd_users, "kbs": cmd_kbs, "audit": cmd_audit}

@@ -157,18 +157,28 @@ def space_scores(r) -> dict[str, float]:
             if value is not None}
 
 
+def build_audit(settings: Settings):
+    """The server's audit log, when the settings keep one (``ASSISTANT_AUDIT__ENABLED``); else None."""
+    if not settings.audit.enabled:
+        return None
+    from assistant.audit import AuditLog
+
+    return AuditLog(settings.audit_file, content=settings.audit.content)
+
+
 def build_workspaces(settings: Settings) -> Workspaces:
     """The app's workspaces: one local user without sign-in (the pipeline ``build_pipeline`` makes), or,
     with sign-in, a knowledge base per user sharing the model, the embedders and the parse workers."""
+    audit = build_audit(settings)
     if settings.auth.mode == "local":
         return Workspaces.single(build_pipeline(settings), settings.data_dir,
-                                 lambda kb: build_knowledge(settings, kb=kb))
+                                 lambda kb: build_knowledge(settings, kb=kb), audit=audit)
     from retrieval.store import KnowledgeBase
     from retrieval.worker import ParsePool
 
     model = build_model(settings)
     options = {**_answer_options(settings), "data_dir": settings.data_dir,
-               "temporary": settings.auth.mode == "anonymous", "is_admin": admins(settings)}
+               "temporary": settings.auth.mode == "anonymous", "is_admin": admins(settings), "audit": audit}
     if settings.auth.mode == "password":  # a user removed with the CLI gets nothing more at once
         options["is_user"] = UsersFile(settings.users_file).exists
     if not settings.retrieval.enabled:

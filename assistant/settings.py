@@ -177,6 +177,14 @@ class AuthSettings(BaseModel):
                               "--admin`); for `proxy` and `huggingface` sign-in.")
 
 
+class AuditSettings(BaseModel):
+    enabled: bool = Field(False, description="Keep a tamper-evident audit log (`ASSISTANT_DATA_DIR/audit/audit.jsonl`): "
+                          "who signed in, ingested, deleted, searched and was answered, when, which documents "
+                          "and model; check it with `python -m assistant audit verify`.")
+    content: bool = Field(False, description="Also write questions and answers into the audit log (otherwise "
+                          "only the answer's SHA-256).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -189,6 +197,11 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     ui: UISettings = UISettings()
     auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
+
+    @property
+    def audit_file(self) -> Path:
+        return Path(self.data_dir) / "audit" / "audit.jsonl"
 
     @property
     def users_file(self) -> Path:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.accounts import normalise_name
+from assistant.audit import AuditLog
 from assistant.conversations import ConversationStore
 from assistant.errors import AssistantError
 from assistant.knowledge import Knowledge
@@ -61,6 +62,13 @@ class Workspace:
     folder: Path
     conversations: ConversationStore
     last_used: float = field(default_factory=time.monotonic)
+    audit: AuditLog | None = None  # the server's audit log, when it keeps one
+
+    def record(self, action: str, **details) -> None:
+        """An action of this workspace's user into the audit log (see ``assistant.audit``): the one place
+        the handlers tell what a user did."""
+        if self.audit is not None:
+            self.audit.record(self.user, action, **details)
 
     @property
     def shelf(self) -> Shelf | None:
@@ -105,8 +113,10 @@ class Workspaces:
     def __init__(self, model, open_knowledge: Callable[..., Knowledge] | None, *, signed_in: bool,
                  data_dir: Path, shared: list | None = None, is_user: Callable[[str], bool] | None = None,
                  temporary: bool = False, library: Knowledge | None = None,
-                 is_admin: Callable[[str], bool] | None = None, **pipeline_options):
+                 is_admin: Callable[[str], bool] | None = None, audit: AuditLog | None = None,
+                 **pipeline_options):
         self.model = model
+        self.audit = audit
         self.data_dir = Path(data_dir)
         self.temporary = temporary  # anonymous visitors: workspaces removed when idle
         self.open_knowledge = open_knowledge
@@ -122,10 +132,10 @@ class Workspaces:
 
     @classmethod
     def single(cls, pipeline: AnswerPipeline, data_dir: Path,
-               open_base: Callable[[str], Knowledge] | None = None) -> Workspaces:
+               open_base: Callable[[str], Knowledge] | None = None, audit: AuditLog | None = None) -> Workspaces:
         """One local user with an already built pipeline (no sign-in); its conversations in ``data_dir``;
         ``open_base(kb)`` opens the knowledge bases the user creates besides the pipeline's."""
-        workspaces = cls(pipeline.model, None, signed_in=False, data_dir=data_dir)
+        workspaces = cls(pipeline.model, None, signed_in=False, data_dir=data_dir, audit=audit)
         shelf = Shelf(data_dir, pipeline.knowledge, open_base, admin=lambda: True) if pipeline.knowledge else None
         workspaces._open[LOCAL_USER] = workspaces._workspace(LOCAL_USER, pipeline.with_knowledge(shelf))
         workspaces.shared = []  # the pipeline closes its own components
@@ -133,7 +143,7 @@ class Workspaces:
 
     def _workspace(self, key: str, pipeline: AnswerPipeline) -> Workspace:
         folder = workspace_dir(self.data_dir, key if self.signed_in else None)
-        workspace = Workspace(key, pipeline, folder, ConversationStore(folder / "conversations"))
+        workspace = Workspace(key, pipeline, folder, ConversationStore(folder / "conversations"), audit=self.audit)
         if pipeline.annotations_dir is None:
             pipeline.annotations_dir = workspace.scratch
         return workspace

@@ -155,6 +155,9 @@ class AssistantUI:
             finally:
                 if self._running.get(conversation.id) is live:
                     del self._running[conversation.id]
+                workspace.record("answer", outcome="ok" if live.done else "stopped or failed",
+                                 sources=[s.hit.chunk.doc_id for s in live.sources], model=self._model_name(),
+                                 revision=self._model_revision(), answer=live.answer, question=text)
         yield live
 
     @staticmethod
@@ -196,6 +199,10 @@ class AssistantUI:
                 resolved.parent.rmdir()  # Gradio's folder for that upload, now empty
             if self.gate is not None and user:
                 self.gate.forget_upload(user, str(path))
+
+    def _model_revision(self) -> str | None:
+        """The model's revision (the hub commit of its weights) when its loader knows it."""
+        return getattr(self.workspaces.model, "revision", None)
 
     def _model_name(self) -> str | None:
         """The model that answers, as users may see it (stored with each turn, so in exports too)."""
@@ -286,9 +293,13 @@ class AssistantUI:
             reports = self._knowledge(request, kb, write=True).ingest(
                 paths, progress=lambda f, d: progress(f, desc=d), names=[Path(p).name for p in paths])
         except AssistantError as exc:
+            self._workspace(request).record("ingest", outcome="refused", count=len(paths))
             return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}"
         finally:
             self._leave_cache(paths, request)  # the knowledge base keeps what it needs, never the upload
+        self._workspace(request).record("ingest", documents=[r.doc_id for r in reports if r.ok and r.doc_id],
+                                        count=len(paths), outcome="ok" if all(r.ok for r in reports) else
+                                        f"{sum(not r.ok for r in reports)} failed")
         lang = language(request)
         return render.ingest_summary(reports, words(lang), lambda problem: explain(lang, problem))
 
@@ -298,7 +309,9 @@ class AssistantUI:
         try:
             info = self._knowledge(request, kb, write=True).delete(doc)
         except AssistantError as exc:
+            self._workspace(request).record("delete", outcome="refused")
             return f"⚠️ {render.message_markdown(explain(language(request), str(exc)))}"
+        self._workspace(request).record("delete", documents=[info.doc_id])
         return say(language(request), "deleted_document", name=render.safe_markdown(Path(info.source).name),
                    chunks=info.chunks)
 
@@ -330,11 +343,13 @@ class AssistantUI:
 
     def _hits(self, text, image, k, kb, request):
         try:
-            return self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k or 4))
+            hits = self._knowledge(request, kb).search(text or None, [image] if image else [], k=int(k or 4))
         except AssistantError as exc:
             raise gr.Error(explain(language(request), str(exc))) from exc
         finally:
             self._leave_cache([image] if image else [], request)
+        self._workspace(request).record("search", sources=[h.chunk.doc_id for h in hits], question=text or None)
+        return hits
 
     # the Knowledge tab
 
@@ -826,7 +841,8 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
     gate = ui.gate or Gate(settings=settings, identity=ui.identity, workspaces=ui.workspaces, assets=[ASSETS])
     ui.gate = gate
     options = dict(server_name=settings.ui.host, server_port=settings.ui.port, allowed_paths=[str(ASSETS)],
-                   show_error=False, i18n=make_i18n(), css=render.SOURCES_CSS, auth=sign_in_for(settings),
+                   show_error=False, i18n=make_i18n(), css=render.SOURCES_CSS,
+                   auth=sign_in_for(settings, ui.workspaces.audit),
                    auth_dependency=ui.identity.dependency, max_file_size=int(settings.ui.max_upload_mb * 2**20),
                    run_history=False, footer_links=["api", "settings"],
                    app_kwargs={"middleware": [Middleware(Guard, gate=gate)],
