@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigurationError
@@ -185,6 +185,16 @@ class AuditSettings(BaseModel):
                           "only the answer's SHA-256).")
 
 
+class MedicalSettings(BaseModel):
+    enabled: bool = Field(False, description="Medical pilot mode (README, \"Medical pilot\"): turns on the audit log, "
+                          "non-diagnostic disclaimers, no content in operational logs, offline model loading and "
+                          "the outbound restriction, and says so in the page header. DICOM files are de-identified "
+                          "in every mode.")
+    allowed_hosts: list[str] = Field(
+        [], description="Medical mode: the only hosts besides loopback the app may connect to (JSON list, e.g. "
+        "`[\"vllm.internal\"]`): the `openai` backend's endpoint and a Chroma server must be among them.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__",
                                       extra="forbid")
@@ -198,6 +208,15 @@ class Settings(BaseSettings):
     ui: UISettings = UISettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    medical: MedicalSettings = MedicalSettings()
+
+    @model_validator(mode="after")
+    def _medical_mode(self) -> Settings:
+        """Medical mode is one switch: what it needs on is on, whatever else was set."""
+        if self.medical.enabled:
+            self.audit.enabled = True
+            self.offline = True
+        return self
 
     @property
     def audit_file(self) -> Path:
