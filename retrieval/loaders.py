@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 DOCUMENT_SUFFIXES = {".pdf": "pdf", ".html": "html", ".htm": "html", ".docx": "docx"}
-SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES | set(DOCUMENT_SUFFIXES))
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES | set(DOCUMENT_SUFFIXES) | DICOM_SUFFIXES)
 MIN_FIGURE_SIDE = 48
 THUMBNAIL_SIDE = 384
 log = logging.getLogger(__name__)
@@ -58,10 +59,11 @@ class Picture:
 
 @dataclass
 class Parsed:
-    kind: str  # the document's type: text, markdown, pdf, html, docx, image
+    kind: str  # the document's type: text, markdown, pdf, html, docx, image, dicom
     passages: list[Passage] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
     ocr_requests: list[Picture] = field(default_factory=list)  # images whose text is still to be read
+    notice: str | None = None  # what the user should be told of this file (a DICOM's de-identification)
 
     def apply_ocr(self, texts: list) -> None:
         """Add the text read from each OCR request (in order) as passages; a page or an image may hold none.
@@ -79,6 +81,7 @@ class ParseOptions:
     ocr: bool = True
     max_pages: int = 1000
     max_bytes: int = 200_000_000
+    deid_key: bytes = b""  # the installation's de-identification secret (retrieval.dicom); empty: one per file
 
 
 def is_supported(path: Path) -> bool:
@@ -101,6 +104,8 @@ def parse(path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return parse_text(path, TEXT_SUFFIXES[suffix])
     if suffix in IMAGE_SUFFIXES:
         return parse_image(path, options)
+    if suffix in DICOM_SUFFIXES:
+        return parse_dicom(path, options)
     parser = {"pdf": parse_pdf, "html": parse_html, "docx": parse_docx}[DOCUMENT_SUFFIXES[suffix]]
     return parser(path, options)
 
@@ -304,6 +309,20 @@ def parse_image(path: Path, options: ParseOptions) -> Parsed:
     if options.ocr:
         parsed.ocr_requests.append(Picture(image, "text in image", "image"))
     return parsed
+
+
+def parse_dicom(path: Path, options: ParseOptions) -> Parsed:
+    """A DICOM file, de-identified (``retrieval.dicom``) before anything of it leaves this function: its
+    picture (one frame of a series) with burned-in text blacked out, and its cleaned header as text. The
+    picture's text is not read: what text it had is blacked out."""
+    from retrieval import dicom
+
+    scan = dicom.read(path, options.deid_key or dicom.new_key(), max_pixels=WHOLE_DECODE_LIMIT)
+    image = fit(scan.image, WORKING_PIXELS)
+    caption = " ".join(v for k, v in scan.header.items() if k in ("Modality", "BodyPartExamined",
+                                                                   "StudyDescription", "SeriesDescription"))
+    return Parsed(kind="dicom", passages=[Passage(scan.text(), "header")],
+                  pictures=[Picture(image, scan.locator, "image", caption=caption)], notice=scan.report.summary())
 
 
 def reduced(image: Image, max_pixels: int) -> Image:

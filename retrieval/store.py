@@ -33,7 +33,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +72,7 @@ class KnowledgeBase:
                  text_embedder: TextEmbedder | None, parser, *, chunk_size: int = 800,
                  chunk_overlap: int = 100, ocr: bool = True, max_pages: int = 1000,
                  max_store_bytes: int = 20 * 10**9, ocr_queries: bool = True, shared: bool = False,
-                 write_wait: float = 600.0, readonly: bool = False):
+                 write_wait: float = 600.0, readonly: bool = False, deid_key: bytes = b""):
         self.data_dir = data_dir
         self.readonly = readonly  # opened beside another process's writer: reads only
         self._write = threading.RLock()  # one writing thread at a time in this process
@@ -87,7 +87,7 @@ class KnowledgeBase:
         self.parser = parser
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
-        self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages)
+        self.options = loaders.ParseOptions(ocr=ocr, max_pages=max_pages, deid_key=deid_key)
         self.max_store_bytes = max_store_bytes
         self.ocr_queries = ocr_queries
         # one thread for the life of the knowledge base (its SQLite reader is kept, and closed with it)
@@ -317,8 +317,10 @@ class KnowledgeBase:
                 raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
             stage("store")
             pages = max((p.page or 0 for p in [*parsed.passages, *parsed.pictures]), default=0)
-            return self._store(doc_id, source, parsed.kind, entries, size=path.stat().st_size,
-                               pages=pages if parsed.kind == "pdf" and pages else None)
+            report = self._store(doc_id, source, parsed.kind, entries, size=path.stat().st_size,
+                                 pages=pages if parsed.kind == "pdf" and pages else None)
+            return replace(report, notice=parsed.notice) if parsed.notice and report.status != "unchanged" \
+                else report
         except BaseException:
             if self.records is not None and self.records.document(doc_id) is None:
                 for e in entries:  # thumbnails and views of a document that was not stored

@@ -96,6 +96,7 @@ class IngestReport:
     doc_id: str | None = None
     chunks: int = 0
     error: str | None = None
+    notice: str | None = None  # what else the user should know (what de-identification removed)
 
     @property
     def ok(self) -> bool:

@@ -16,12 +16,13 @@ import zlib
 from pathlib import Path
 
 # Files that are odd but valid: they must ingest (in bounded time), not fail.
-VALID = {"strip-1x20000.png", "strip-20000x1.png", "script.html", "script-only-text.html"}
+VALID = {"strip-1x20000.png", "strip-20000x1.png", "script.html", "script-only-text.html", "dicom-ct.dcm"}
 # Files that must fail. The rest (a truncated tail, a flipped bit in pixel data) may still decode, and
 # then ingesting what decodes is right; otherwise they fail like these.
 MUST_FAIL_PREFIXES = ("bomb-", "encrypted", "pages-5000", "zipbomb", "empty", "invalid-", "binary",
                       "text-named", "png-named", "pdf-named", "not-a-zip", "unsupported", "no-extension",
-                      "whitespace", "only-script", "truncated-8.", "truncated-5.", "truncated-20.")
+                      "whitespace", "only-script", "truncated-8.", "truncated-5.", "truncated-20.",
+                      "dicom-broken-")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -107,6 +108,39 @@ def damaged(data: bytes, ext: str, cuts, flips: int, rng: random.Random) -> dict
     return out
 
 
+def dicom_cases(folder: Path, rng: random.Random) -> dict[str, bytes]:
+    """A valid CT; it truncated and bit-flipped; a DICOM without pixels, one claiming a compression nothing
+    here decodes, one claiming 60000x60000 pixels, one whose pixel data is shorter than its header says, and
+    a file that is no DICOM at all."""
+    import pydicom
+
+    from tests.helpers import dicoms
+
+    scratch = folder / ".dicom-scratch"
+    scratch.mkdir(exist_ok=True)
+    ct = dicoms.ct(scratch / "ct.dcm").read_bytes()
+    cases = {"dicom-ct.dcm": ct}
+    cases.update({f"dicom-{k}": v for k, v in damaged(ct, "dcm", (8, 300, len(ct) // 2, len(ct) - 10), 12, rng).items()})
+    cases["dicom-broken-no-pixels.dcm"] = dicoms.without_pixels(scratch / "a.dcm").read_bytes()
+    cases["dicom-broken-jpeg-ls.dcm"] = dicoms.unsupported_compression(scratch / "b.dcm").read_bytes()
+    cases["dicom-broken-not-dicom.dcm"] = dicoms.not_dicom(scratch / "c.dcm").read_bytes()
+    huge = pydicom.dcmread(io.BytesIO(ct))
+    huge.Rows = huge.Columns = 60000
+    buffer = io.BytesIO()
+    huge.save_as(buffer)
+    cases["dicom-broken-bomb.dcm"] = buffer.getvalue()
+    short = pydicom.dcmread(io.BytesIO(ct))
+    short.PixelData = short.PixelData[: len(short.PixelData) // 4]
+    buffer = io.BytesIO()
+    short.save_as(buffer)
+    cases["dicom-broken-short-pixels.dcm"] = buffer.getvalue()
+    cases["empty.dcm"] = b""
+    for path in scratch.iterdir():
+        path.unlink()
+    scratch.rmdir()
+    return cases
+
+
 def write_corpus(folder: Path, seed: int = 0) -> list[Path]:
     from PIL import Image
     from pypdf import PdfWriter
@@ -163,6 +197,7 @@ def write_corpus(folder: Path, seed: int = 0) -> list[Path]:
     files["script-only-text.html"] = b"<html><body><script>alert('only script')</script>Plain words.</body></html>"
     files["only-script.html"] = b"<html><head><script>alert(1)</script><style>p{}</style></head><body></body></html>"
     files["binary.html"] = bytes(rng.randrange(256) for _ in range(3000)) + b"\x00"
+    files.update(dicom_cases(folder, rng))
     files["unsupported.exe"] = b"MZ" + b"\x00" * 100
     files["no-extension"] = b"hello"
 
