@@ -148,7 +148,7 @@ def _answer_options(settings: Settings) -> dict:
     r, m = settings.retrieval, settings.model
     return dict(k=r.k, min_score=r.min_score, strict=r.strict, source_images=m.source_images,
                 visual_tokens=m.visual_tokens, max_pixels=m.max_pixels, consistency_min=r.consistency_min,
-                space_scores=space_scores(r))
+                space_scores=space_scores(r), medical=settings.medical.enabled)
 
 
 def space_scores(r) -> dict[str, float]:

@@ -125,7 +125,7 @@ class AnswerPipeline:
                  min_score: float = 0.0, strict: bool = False, language: str = "en",
                  annotations_dir: Path | None = None, source_images: int = 2, visual_tokens: int = 3072,
                  max_pixels: int = 1024 * 28 * 28, consistency_min: float = 0.0,
-                 space_scores: dict[str, float] | None = None):
+                 space_scores: dict[str, float] | None = None, medical: bool = False):
         self.model = model
         self.knowledge = knowledge
         self.k = k
@@ -139,6 +139,7 @@ class AnswerPipeline:
         self.visual_tokens = visual_tokens  # the question's visual budget, the user's images first
         self.max_pixels = max_pixels  # what the model makes of one image at most
         self.consistency_min = consistency_min  # below it an answer is flagged "may not match the image"
+        self.medical = medical  # medical pilot mode: the system prompt adds the medical rules
 
     def with_knowledge(self, knowledge) -> AnswerPipeline:
         """The same model and options over another knowledge source (a user's shelf of knowledge bases)."""
@@ -146,7 +147,7 @@ class AnswerPipeline:
                               language=self.language, annotations_dir=self.annotations_dir,
                               source_images=self.source_images, visual_tokens=self.visual_tokens,
                               max_pixels=self.max_pixels, consistency_min=self.consistency_min,
-                              space_scores=self.space_scores)
+                              space_scores=self.space_scores, medical=self.medical)
 
     def answer(self, request: ChatRequest) -> Iterator[Event]:
         if not request.question.strip() and not request.images:
@@ -290,5 +291,7 @@ class AnswerPipeline:
                                   attached=attached, own_images=len(request.images))
         else:
             system, text = prompts.render("system", language), question
+        if self.medical:  # the same prompts, with the medical rules after them (grounded or not)
+            system += "\n" + prompts.render("medical", language)
         images = (*request.images, *shown.values())
         return [ChatTurn("system", system), *request.history, ChatTurn("user", text, images)]
