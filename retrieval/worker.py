@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import queue
+import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -21,10 +23,20 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_MEMORY = 4 * 2**30
 
 
+def _no_network(event: str, args: tuple) -> None:
+    """A parser has no reason to reach the network, in any mode: a document that makes a library fetch
+    something (an external reference, a remote image) is refused here, by the process's audit hook."""
+    if event in ("socket.connect", "socket.sendto") and getattr(args[0], "family", None) != socket.AF_UNIX:
+        raise PermissionError("the parse worker does not connect to the network")
+    if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr") and args[0] is not None:
+        raise PermissionError("the parse worker does not look up network names")
+
+
 def _serve(conn, memory_bytes: int) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    sys.addaudithook(_no_network)
     while True:
         try:
             job = conn.recv()
