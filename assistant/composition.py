@@ -27,12 +27,17 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISAB
 def configure_environment(settings: Settings) -> None:
     """Process-wide switches, set by an entry point before transformers or gradio are imported. Files the
     process creates are its user's alone (0600, folders 0700): the record, Chroma's files, thumbnails,
-    conversations, uploads in Gradio's cache, whichever library writes them."""
+    conversations, uploads in Gradio's cache, whichever library writes them. In medical mode the process may
+    connect only to loopback and ``ASSISTANT_MEDICAL__ALLOWED_HOSTS`` from here on."""
     os.umask(0o077)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if settings.offline:
         os.environ.update(OFFLINE_ENV)
+    if settings.medical.enabled:  # nothing leaves the host (assistant/egress.py)
+        from assistant import egress
+
+        egress.install(settings.medical.allowed_hosts)
 
 
 def default_checkpoint(cuda_available: bool) -> str:

@@ -216,7 +216,26 @@ class Settings(BaseSettings):
         if self.medical.enabled:
             self.audit.enabled = True
             self.offline = True
+            self._nothing_leaves_the_host()
         return self
+
+    def _nothing_leaves_the_host(self) -> None:
+        """Medical mode connects only to loopback and ``MEDICAL__ALLOWED_HOSTS``: a model server or Chroma server
+        elsewhere is refused now, with what to do, rather than by the outbound guard at the first question."""
+        from assistant.egress import outside
+
+        servers = [("ASSISTANT_RETRIEVAL__CHROMA_URL", self.retrieval.chroma_url)] if self.retrieval.chroma_url else []
+        if self.model.backend == "openai":
+            servers.insert(0, ("ASSISTANT_MODEL__ENDPOINT", self.model.endpoint))
+        for variable, url in servers:
+            host = outside(url, self.medical.allowed_hosts)
+            if host is not None:  # a ConfigurationError passes through pydantic unchanged, to the entry point
+                raise ConfigurationError(
+                    f"{variable}={url!r}: medical mode (ASSISTANT_MEDICAL__ENABLED) lets the app connect only to "
+                    f"this machine and the hosts in ASSISTANT_MEDICAL__ALLOWED_HOSTS, and "
+                    f"{repr(host) if host else 'this URL names no host'}{' is neither' if host else ''}. Point it "
+                    "at a server on this machine, or, if that server may receive patient data, add its host to "
+                    f"ASSISTANT_MEDICAL__ALLOWED_HOSTS (a JSON list, e.g. '[\"{host or 'vllm.internal'}\"]').")
 
     @property
     def audit_file(self) -> Path:
