@@ -12,6 +12,7 @@ from pathlib import Path
 
 os.environ.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ASSETS_SHAPES = Path(__file__).resolve().parents[1] / "ui" / "assets" / "shapes.png"
 
 
 def main(out: Path) -> None:
@@ -72,6 +73,32 @@ def main(out: Path) -> None:
         chinese.get_by_role("tab", name="知识库").click()
         chinese.wait_for_timeout(1000)
         chinese.screenshot(path=str(out / "knowledge-base-zh.png"), full_page=True)
+        browser.close()
+    medical(out, tmp, models)
+
+
+def medical(out: Path, tmp: Path, models: dict) -> None:
+    """The medical pilot mode (ASSISTANT_MEDICAL__ENABLED): its banner and the line under an answer."""
+    from playwright.sync_api import sync_playwright
+
+    from assistant.composition import build_pipeline
+    from tests.browser.conftest import CHROMIUM, FLAGS
+    from tests.helpers.browser import ask
+    from tests.helpers.server import app_settings, serve
+
+    settings = app_settings(tmp / "medical", medical={"enabled": True}, retrieval={"enabled": False},
+                            model={"checkpoint": str(models["qwen2_5_vl"]), "max_new_tokens": 40})
+    pipeline = build_pipeline(settings)
+    pipeline.model.loader.get()
+    with serve(pipeline, settings) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("model: ready").wait_for(timeout=30_000)
+        ask(page, "What does this picture show?", [ASSETS_SHAPES])
+        page.evaluate("window.scrollTo(0, 0)")  # the banner at the top, the answer in the chat below it
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / "medical.png"))
         browser.close()
 
 

@@ -123,7 +123,8 @@ class AssistantUI:
         conversation = self._conversation(store, conversation_id)
         refs = tuple(store.keep_image(conversation.id, p) for p in paths)
         self._leave_cache(paths, request)
-        live = Live(conversation, text, refs, loading=not self._model_ready(), lang=language(request))
+        live = Live(conversation, text, refs, loading=not self._model_ready(), lang=language(request),
+                    medical=self.settings.medical.enabled)
         self._running[conversation.id] = live  # Stop finds it here
         yield live
         question = ChatRequest(
@@ -247,7 +248,8 @@ class AssistantUI:
         if last is not None and last.sources:
             cards = render.sources_html(render.stored_sources(last.sources, workspace.thumbnail), last.cited)
             data = [{**r, "cited": r["number"] in last.cited} for r in last.sources]
-        return (conversation.id, _messages(conversation, language(request)), conversation.title,
+        return (conversation.id, _messages(conversation, language(request), self.settings.medical.enabled),
+                conversation.title,
                 Live.links(conversation.id, language(request)), cards, data)
 
     def new(self, request: gr.Request = None):
@@ -280,7 +282,8 @@ class AssistantUI:
 
     def _messages(self, request, conversation_id) -> list[dict]:
         try:
-            return _messages(self._workspace(request).conversations.get(conversation_id), language(request))
+            return _messages(self._workspace(request).conversations.get(conversation_id), language(request),
+                             self.settings.medical.enabled)
         except AssistantError:
             return []
 
@@ -544,6 +547,8 @@ class AssistantUI:
             with gr.Row():
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
+            if self.settings.medical.enabled:  # medical pilot mode says so on every page, in the reader's language
+                gr.Markdown(t("medical_banner"), elem_id="medical-banner")
             if self.settings.auth.mode != "local":  # who is signed in, and the way out
                 with gr.Row():
                     if self.settings.auth.mode == "huggingface":
@@ -736,8 +741,9 @@ class Live:
     """A turn while it is answered: what the chat, the cards and the API show, and the turn to store."""
 
     def __init__(self, conversation: Conversation, question: str, images: tuple[str, ...], *, loading: bool,
-                 lang: str = "en"):
+                 lang: str = "en", medical: bool = False):
         self.lang = lang
+        self.medical = medical  # every answer shown (never stored) with the medical disclaimer under it
         self.conversation = conversation
         self.question = question
         self.images = images
@@ -787,19 +793,21 @@ class Live:
     def answer_markdown(self) -> str:
         if not self.answer and self.notice == LOADING:
             return say(self.lang, "loading")
-        return render.safe_markdown(self.answer, len(self.sources)) or "…"
+        return render.answer_markdown(self.answer, len(self.sources),
+                                      disclaimer=_disclaimer(self.lang, self.medical))
 
     def messages(self) -> list[dict]:
         """The stored turns, then this one as far as it has come."""
         if self.stored:
-            return _messages(self.conversation, self.lang)
+            return _messages(self.conversation, self.lang, self.medical)
         urls = [render.chat_image_url(self.conversation_id, r) for r in self.images]
         located = [render.chat_image_url(self.conversation_id, r) for r in self.annotated]
         notice = None if self.answer else say(self.lang, "loading") if self.notice == LOADING else self.notice
-        return [*_messages(self.conversation, self.lang),
+        return [*_messages(self.conversation, self.lang, self.medical),
                 {"role": "user", "content": render.question_markdown(self.question, urls)},
-                {"role": "assistant", "content": render.answer_markdown(self.answer, len(self.sources), located,
-                                                                        notice, self.consistency, words(self.lang))}]
+                {"role": "assistant", "content": render.answer_markdown(
+                    self.answer, len(self.sources), located, notice, self.consistency, words(self.lang),
+                    _disclaimer(self.lang, self.medical))}]
 
     @staticmethod
     def links(conversation_id: str | None, lang: str = "en") -> str:
@@ -811,16 +819,22 @@ class Live:
             for kind, label in (("md", "Markdown"), ("json", "JSON"), ("zip", "ZIP with images"))))
 
 
-def _messages(conversation: Conversation, lang: str = "en") -> list[dict]:
-    """A stored conversation as the chat shows it."""
+def _messages(conversation: Conversation, lang: str = "en", medical: bool = False) -> list[dict]:
+    """A stored conversation as the chat shows it (in medical mode each answer with the disclaimer)."""
     messages = []
     for turn in conversation.turns:
         urls = [render.chat_image_url(conversation.id, r) for r in turn.images]
         located = [render.chat_image_url(conversation.id, r) for r in turn.annotated]
         messages += [{"role": "user", "content": render.question_markdown(turn.question, urls)},
                      {"role": "assistant", "content": render.answer_markdown(
-                         turn.answer, len(turn.sources), located, turn.notice, turn.consistency, words(lang))}]
+                         turn.answer, len(turn.sources), located, turn.notice, turn.consistency, words(lang),
+                         _disclaimer(lang, medical))}]
     return messages
+
+
+def _disclaimer(lang: str, medical: bool) -> str:
+    """The line medical mode shows under every answer; it is display only, never part of the stored answer."""
+    return say(lang, "medical_note") if medical else ""
 
 
 def create_app(app: AnswerPipeline | Workspaces, settings: Settings, *, gate: Gate | None = None) -> gr.Blocks:

@@ -54,6 +54,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "col_extent": "Pages or passages",
         "col_size": "Size",
         "col_added": "Added",
+        "medical_banner": "**Medical pilot mode.** Answers are not a diagnosis: check them against their sources, "
+                          "and leave clinical decisions to a qualified clinician. Actions here are recorded in an "
+                          "audit log.",
     },
     "zh": {
         "title": "多模态助手",
@@ -103,6 +106,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "col_extent": "页数或段落数",
         "col_size": "大小",
         "col_added": "添加时间",
+        "medical_banner": "**医疗试点模式。** 回答不是诊断：请对照所引用的资料核实，临床决定须由有资质的临床医生作出。"
+                          "此处的操作均记录在审计日志中。",
     },
 }
 
@@ -146,6 +151,7 @@ SERVER: dict[str, dict[str, str]] = {
                            "it beats, 0 to 1; 0.5 is no better than an unrelated caption.",
         "your_image": "your image {n}", "cited_picture": "source [{n}]",
         "may_not_match": "This answer may not match the image.",
+        "medical_note": "Not a diagnosis. Check it against the sources and with a clinician.",
     },
     "zh": {
         "loading": "模型仍在加载；加载完成后将开始回答。",
@@ -182,6 +188,7 @@ SERVER: dict[str, dict[str, str]] = {
                            "无关描述所占比例，0 到 1；0.5 表示与无关描述相当。",
         "your_image": "您的图片 {n}", "cited_picture": "资料 [{n}]",
         "may_not_match": "此回答可能与图片不符。",
+        "medical_note": "此回答不是诊断。请对照资料来源并咨询临床医生核实。",
     },
 }
 

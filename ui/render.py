@@ -131,17 +131,25 @@ def question_markdown(question: str, image_urls: list[str]) -> str:
 
 
 def answer_markdown(answer: str, n_sources: int, annotated_urls: list[str] = (), notice: str | None = None,
-                    consistency: dict | None = None, words: Callable[..., str] | None = None) -> str:
+                    consistency: dict | None = None, words: Callable[..., str] | None = None,
+                    disclaimer: str = "") -> str:
     """The assistant's message: the answer as markdown with citation links, the images it located boxes
-    on, its agreement with its images (flagged when low), and a notice (an error, a stop) the model never
-    sees."""
+    on, its agreement with its images (flagged when low), a notice (an error, a stop) the model never
+    sees, and last, under any answer text, the medical mode's disclaimer (display only: never stored)."""
     parts = [safe_markdown(answer, n_sources)] if answer else []
     parts += [f'<img class="chat-image located" src="{html.escape(u)}" alt="located">' for u in annotated_urls]
     if line := consistency_line(consistency, words):
         parts.append(line)
     if notice:
         parts.append(f"⚠️ {message_markdown(notice)}")
+    if answer and disclaimer:
+        parts.append(disclaimer_line(disclaimer))
     return "\n\n".join(parts) or "…"
+
+
+def disclaimer_line(text: str) -> str:
+    """The medical mode's line under an answer, set apart from the model's words."""
+    return f'<small class="medical-note">{html.escape(text)}</small>'
 
 
 def consistency_line(consistency: dict | None, words: Callable[..., str] | None = None) -> str:
@@ -230,6 +238,12 @@ a.cite { text-decoration: none; font-weight: 600; }
 #chatbot img.chat-image { max-width: 320px; max-height: 320px; border-radius: 6px; display: inline-block;
   margin: 2px; }
 #title p { font-size: 1.5rem !important; font-weight: 700 !important; margin: 0; }
+#chatbot small.medical-note { display: block; border-top: 1px solid var(--border-color-primary); padding-top: 4px;
+  color: #92400e; font-weight: 600; }
+.dark #chatbot small.medical-note { color: #fbbf24; }
+#medical-banner { background: #fef3c7; border: 2px solid #d97706; border-radius: 8px; padding: 8px 14px; }
+#medical-banner, #medical-banner * { color: #78350f !important; }
+#medical-banner p { margin: 0; font-size: 1.05rem; }
 """
 
 
