@@ -107,7 +107,15 @@ def _store_options(settings: Settings, user: str | None = None, kb: str = DEFAUL
         collection += f"-KB-{kb.removeprefix('kb-')}" if kb != DEFAULT else ""
     return dict(collection=collection, ef_search=r.ef_search, max_store_bytes=int(r.max_store_gb * 1e9),
                 chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap, ocr=r.ocr, max_pages=r.max_pages,
-                chroma_url=r.chroma_url or None, progress=_reembedding)
+                chroma_url=r.chroma_url or None, progress=_reembedding, deid_key=deid_key(settings))
+
+
+def deid_key(settings: Settings) -> bytes:
+    """The installation's secret for DICOM pseudonyms, date shifts and UIDs (``ASSISTANT_DATA_DIR/deid.key``):
+    one for every workspace, so one patient is one pseudonym across them."""
+    from retrieval.dicom import installation_key
+
+    return installation_key(settings.data_dir)
 
 
 def _reembedding(done: int, total: int) -> None:
@@ -169,6 +177,24 @@ def build_audit(settings: Settings):
     from assistant.audit import AuditLog
 
     return AuditLog(settings.audit_file, content=settings.audit.content)
+
+
+def knowledge_base_opener(settings: Settings):
+    """``open(user, kb) -> KnowledgeBase``, opened to write (taking its lock as the app does), for a command
+    that visits many knowledge bases one after another (``purge``): the embedders are loaded once, at the
+    first open. Raises ``RetrievalError``; ``KnowledgeBaseBusyError`` when another process (the app) has it."""
+    from retrieval.store import KnowledgeBase
+
+    loaded: list = []
+
+    def open_one(user: str | None, kb: str = DEFAULT):
+        if not loaded:
+            loaded.append(load_embedders(settings))
+        embedder, text_embedder = loaded[0]
+        return KnowledgeBase.open(knowledge_dir(settings.data_dir, user, kb), embedder,
+                                  text_embedder=text_embedder, **_store_options(settings, user, kb))
+
+    return open_one
 
 
 def build_workspaces(settings: Settings) -> Workspaces:

@@ -26,3 +26,28 @@ def load_image(path: Path, max_pixels: int) -> Image:
 def fit_pixels(image: Image, max_pixels: int) -> Image:
     """Scale down (never up), keeping the aspect ratio, so that width * height <= max_pixels."""
     return fit(image, max_pixels)
+
+
+def is_dicom(path: Path) -> bool:
+    from retrieval.loaders import DICOM_SUFFIXES
+
+    return Path(path).suffix.lower() in DICOM_SUFFIXES
+
+
+def dicom_picture(path: Path, parser, key: bytes, folder: Path) -> tuple[Path, str]:
+    """A DICOM file attached in the chat as what the conversation keeps instead: the de-identified picture
+    (``retrieval.dicom``, in the parse worker ``parser``: hostile files cost a worker, not the app), written
+    as a PNG in ``folder``; and the report of what was removed. The caller removes the PNG once kept."""
+    import secrets
+
+    from retrieval.loaders import ParseOptions
+
+    path = Path(path)
+    try:
+        parsed = parser.parse(path, ParseOptions(ocr=False, deid_key=key))
+    except RetrievalError as exc:
+        raise InputError(str(exc)) from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = folder / f"dicom-{secrets.token_hex(8)}.png"
+    parsed.pictures[0].image.save(picture, "PNG")
+    return picture, parsed.notice or ""

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from assistant.accounts import sign_in_for
 from assistant.conversations import Conversation, ConversationStore, Turn, source_record
 from assistant.errors import AssistantError, ConfigurationError, InputError
+from assistant.images import dicom_picture, is_dicom
 from assistant.models.presets import public_name
 from assistant.pipeline import AnswerPipeline, Completed, Retrieved, Token
 from assistant.shelf import DEFAULT_TITLE, SHARED_TITLE
@@ -24,7 +25,7 @@ from assistant.settings import Settings
 from assistant.types import ChatRequest, GenerationParams
 from assistant.workspaces import Workspace, Workspaces
 from retrieval.errors import named
-from retrieval.loaders import IMAGE_SUFFIXES, SUPPORTED
+from retrieval.loaders import DICOM_SUFFIXES, IMAGE_SUFFIXES, SUPPORTED
 from ui import render
 from ui.history import path_of
 from ui.i18n import column_headers, explain, language, make_i18n, say, words
@@ -50,6 +51,7 @@ class AssistantUI:
         self.gate = gate  # told when an upload leaves Gradio's cache
         self.i18n = make_i18n()
         self._running: dict[str, Live] = {}  # conversation id -> the turn being answered in it
+        self._dicom_parser = None  # a parse worker for DICOM files attached in the chat, started on the first
 
     def _workspace(self, request: gr.Request | None) -> Workspace:
         user = self.identity.user(request) if request is not None or not self.identity.signed_in else None
@@ -121,8 +123,10 @@ class AssistantUI:
         if not text.strip() and not paths:
             raise InputError("Type a question or add an image.")
         conversation = self._conversation(store, conversation_id)
-        refs = tuple(store.keep_image(conversation.id, p) for p in paths)
-        self._leave_cache(paths, request)
+        try:
+            refs = tuple(self._keep_attached(workspace, conversation.id, p) for p in paths)
+        finally:
+            self._leave_cache(paths, request)  # a DICOM's original included: only its cleaned picture stays
         live = Live(conversation, text, refs, loading=not self._model_ready(), lang=language(request),
                     medical=self.settings.medical.enabled)
         self._running[conversation.id] = live  # Stop finds it here
@@ -161,6 +165,26 @@ class AssistantUI:
                                  revision=self._model_revision(), answer=live.answer, question=text)
         yield live
 
+    def _keep_attached(self, workspace: Workspace, conversation_id: str, path: Path) -> str:
+        """An attached image joins its conversation; a DICOM file joins it as its de-identified picture,
+        the user told what was removed (and the audit log, when it is kept, that it was done)."""
+        if not is_dicom(path):
+            return workspace.conversations.keep_image(conversation_id, path)
+        from assistant.composition import deid_key
+
+        if self._dicom_parser is None:
+            from retrieval.worker import ParseWorker
+
+            self._dicom_parser = ParseWorker()
+        picture, report = dicom_picture(path, self._dicom_parser, deid_key(self.settings), workspace.scratch)
+        try:
+            ref = workspace.conversations.keep_image(conversation_id, picture)
+        finally:
+            picture.unlink(missing_ok=True)
+        workspace.record("deidentify", conversation=conversation_id, image=ref)
+        gr.Info(f"{Path(path).name}: {report}")
+        return ref
+
     @staticmethod
     def _keep(store: ConversationStore, conversation_id: str, path: Path) -> str:
         """An annotated image moves from the scratch folder into its conversation."""
@@ -181,7 +205,7 @@ class AssistantUI:
     def _message(self, message) -> tuple[str, list[Path]]:
         message = message if isinstance(message, dict) else {"text": message or "", "files": []}
         images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
-        not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
+        not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES and not is_dicom(p)]
         if not_images:
             raise InputError(named(", ".join(not_images), "only images can be attached in the chat; add "
                                                          "documents in the Knowledge base tab"))
@@ -581,7 +605,7 @@ class AssistantUI:
                 with gr.Column(elem_id="chatbot-box"):
                     chatbot = gr.Chatbot(height=520, label=t("chat_label"), elem_id="chatbot", sanitize_html=True,
                                          buttons=["copy", "copy_all"])  # no "share": it would publish the chat
-                    box = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False,
+                    box = gr.MultimodalTextbox(file_types=["image", *sorted(DICOM_SUFFIXES)], file_count="multiple", show_label=False,
                                                placeholder=t("chat_placeholder"), elem_id="chat-input",
                                                submit_btn=True, stop_btn=False)
                 with gr.Column(elem_id="chat-extras"):

@@ -329,6 +329,7 @@ def ingest_summary(reports, words: Callable[..., str] | None = None,
 
     lines = [f"- **{say(r.status)}** {safe_markdown(r.source)}"
              + (f"{say('colon')}{message_markdown(explain(without_name(r.error, r.source)))}" if r.error
-                else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})") for r in reports]
+                else f" ({r.chunks} {say('passages' if r.chunks != 1 else 'passage')})")
+             + (f"  \n  {message_markdown(r.notice)}" if getattr(r, "notice", None) else "") for r in reports]
     ok = sum(r.ok for r in reports)
     return say("files_in_kb", ok=ok, total=len(reports)) + "\n\n" + "\n".join(lines)
