@@ -33,7 +33,7 @@ from pathlib import Path
 
 GENESIS = "0" * 64  # the ``prev`` of the first record
 FIELDS = ("seq", "time", "user", "action", "outcome", "documents", "sources", "model", "revision",
-          "answer_sha256", "count", "question", "answer")
+          "answer_sha256", "count", "question", "answer", "details")
 
 
 def _digest(record: dict) -> str:
@@ -56,9 +56,11 @@ class AuditLog:
 
     def record(self, user: str | None, action: str, *, outcome: str = "ok", documents: Iterable[str] = (),
                sources: Iterable[str] = (), model: str | None = None, revision: str | None = None,
-               answer: str | None = None, question: str | None = None, count: int | None = None) -> dict:
+               answer: str | None = None, question: str | None = None, count: int | None = None,
+               details: dict | None = None) -> dict:
         """Append one record and return it. ``answer`` is kept as its hash (and as text only with
-        ``content``); ``question`` only with ``content``."""
+        ``content``); ``question`` only with ``content``. ``details``: what an administrator's command did
+        (ids, numbers, flags; JSON-able, never content), kept only when given."""
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "user": user or "-",
                   "action": action, "outcome": outcome, "documents": sorted(set(documents)),
                   "sources": list(dict.fromkeys(sources)), "model": model, "revision": revision,
@@ -66,6 +68,8 @@ class AuditLog:
                   "count": count}
         if self.content:
             record.update(question=question, answer=answer)
+        if details is not None:
+            record["details"] = details
         with self._thread_lock, self._lock:
             seq, prev = _head(self.path)
             record = {"seq": seq + 1, **record, "prev": prev}
@@ -154,5 +158,7 @@ def export_csv(path: Path, start: date | None = None, end: date | None = None) -
 
 def _cell(value) -> str:
     """A CSV cell; text a spreadsheet would take for a formula is quoted with a leading apostrophe."""
+    if isinstance(value, dict):
+        value = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     text = " ".join(value) if isinstance(value, list) else "" if value is None else str(value)
     return "'" + text if len(text) > 1 and text[0] in "=+-@" else text

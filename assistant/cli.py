@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +79,20 @@ def parser() -> argparse.ArgumentParser:
     remove = users_sub.choices["remove"]
     remove.add_argument("--purge", action="store_true", help="also delete everything of theirs: knowledge "
                         "bases, conversations, images (no trace left)")
+    purge = sub.add_parser(
+        "purge", help="retention: delete every user's conversations and documents older than DAYS",
+        description="Delete, in every user's workspace (and the local user's), the conversations last changed "
+        "more than DAYS days ago and the documents ingested more than DAYS days ago, leaving no trace (their "
+        "images, chunks, vectors and thumbnails go too). The shared library is left alone unless "
+        "--include-library is given. Safe beside the running app: a knowledge base the app holds open is "
+        "skipped and named (exit status 1); run the purge again while the app is stopped. Prints counts per "
+        "user and writes a 'purge' record (the ids deleted) into the audit log when it is on.")
+    purge.add_argument("--older-than", metavar="DAYS", dest="days", type=_days, required=True,
+                       help="age in days (a positive number; 0.5 is twelve hours) of the last activity: a "
+                       "conversation's last turn, a document's ingest")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    purge.add_argument("--include-library", action="store_true",
+                       help="also delete old documents of the shared library (left alone without it)")
     kbs = sub.add_parser("kbs", help="the user's knowledge bases: list, create, rename, delete")
     kbs_sub = kbs.add_subparsers(dest="action", required=True)
     kbs_sub.add_parser("list", help="list them")
@@ -86,6 +103,19 @@ def parser() -> argparse.ArgumentParser:
     kbs_sub.add_parser("delete", help="delete one and all its documents (no trace left)").add_argument(
         "kb", metavar="KB", help="name or id")
     return p
+
+
+_UNBUILT = object()
+
+
+def _operator() -> str:
+    """Who runs the command, as the audit log names them."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        return f"cli:uid-{os.getuid()}"
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -119,6 +149,7 @@ class Session:
         self.user = user
         self.kb_name = kb
         self.built: list = []
+        self.audit = _UNBUILT
 
     @property
     def catalogue(self):
@@ -150,6 +181,28 @@ class Session:
         self.built.append(component)
         return component
 
+    def record(self, action: str, **details) -> None:
+        """An administrator's change into the audit log, when it is on (``AuditLog.record``): the user is
+        whoever runs the command, ``cli:<account>``."""
+        from assistant.composition import build_audit
+
+        if self.audit is _UNBUILT:
+            self.audit = build_audit(self.settings)
+        if self.audit is not None:
+            self.audit.record(_operator(), action, **details)
+
+    @contextlib.contextmanager
+    def audited(self, action: str, **details):
+        """Record ``action`` once the block is done (``outcome`` failed when it raised); the block may add
+        ``documents``, ``count`` and more ``details`` to the dict it is given. ``details``: ids and flags, never content."""
+        found: dict = {}
+        try:
+            yield found
+        except BaseException:
+            self.record(action, outcome="failed", details={**details, **found.pop("details", {})}, **found)
+            raise
+        self.record(action, details={**details, **found.pop("details", {})}, **found)
+
     def close(self) -> None:
         from assistant.lifecycle import close_all
 
@@ -162,7 +215,9 @@ def cmd_ingest(args, session: Session) -> int:
 
     from retrieval.errors import without_name
 
-    reports = session.knowledge(write=True).ingest(args.paths, progress=progress)
+    with session.audited("ingest", **_where(session)) as found:
+        reports = session.knowledge(write=True).ingest(args.paths, progress=progress)
+        found.update(documents=[r.doc_id for r in reports if r.ok and r.doc_id], count=len(reports))
     for r in reports:  # an error names its file, and the line names it already
         detail = without_name(r.error or "", r.source) if r.status == "failed" else f"{r.chunks} chunks"
         print(f"{r.status:9} {r.source}: {detail}")
@@ -233,7 +288,9 @@ def cmd_docs(args, session: Session) -> int:
 
 
 def cmd_delete(args, session: Session) -> int:
-    info = session.knowledge(write=True).delete(args.doc_id)
+    with session.audited("delete", **_where(session)) as found:
+        info = session.knowledge(write=True).delete(args.doc_id)
+        found["documents"] = [info.doc_id]
     print(f"deleted {info.source} ({info.chunks} chunks)")
     return 0
 
@@ -315,6 +372,58 @@ def _day(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not a day as YYYY-MM-DD") from None
 
 
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of days") from None
+    if not math.isfinite(days) or days <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': give a positive number of days") from None
+    return days
+
+
+def cmd_purge(args, session: Session) -> int:
+    """Retention (``assistant.retention``): counts per workspace, ids into the audit log, never titles."""
+    from datetime import datetime, timezone
+
+    from assistant.composition import knowledge_base_opener
+    from assistant.retention import cutoff_for, purge
+
+    if session.user or session.kb_name:
+        raise InputError("purge covers every user's workspace: give it no --user or --kb")
+    settings = session.settings
+    cutoff = cutoff_for(args.days)
+    results: list = []
+    outcome = "failed"
+    try:
+        purge(settings.data_dir, cutoff, knowledge_base_opener(settings), library=args.include_library,
+              dry_run=args.dry_run, results=results)
+        outcome = "partial" if any(r.skipped for r in results) else "ok"
+    finally:
+        if not args.dry_run:  # a dry run changes nothing
+            session.record("purge", outcome=outcome, documents=[d for r in results for d in r.documents],
+                           count=sum(len(r.conversations) + len(r.documents) for r in results),
+                           details={"days": args.days, "cutoff": datetime.fromtimestamp(cutoff, timezone.utc)
+                                    .isoformat(timespec="seconds"), "library": args.include_library,
+                                    "workspaces": {r.workspace: r.to_dict() for r in results
+                                                   if r.conversations or r.documents or r.skipped}})
+    _purge_summary(results, args.days, dry_run=args.dry_run)
+    return 1 if outcome == "partial" else 0
+
+
+def _purge_summary(results: list, days: float, *, dry_run: bool) -> None:
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{'dry run: nothing deleted; ' if dry_run else ''}last activity over {days:g} days ago:")
+    for r in results:
+        if r.conversations or r.documents:
+            print(f"  {r.workspace}: {verb} {len(r.conversations)} conversations, {len(r.documents)} documents")
+        for kb, why in r.skipped.items():
+            print(f"  {r.workspace}: knowledge base {kb} skipped: {why}", file=sys.stderr)
+    conversations = sum(len(r.conversations) for r in results)
+    documents = sum(len(r.documents) for r in results)
+    print(f"total: {verb} {conversations} conversations, {documents} documents")
+
+
 def cmd_audit(args, session: Session) -> int:
     """``verify``: exit 0 when the chain is intact (its head printed, to be noted elsewhere), 1 naming the
     first bad line; ``export``: CSV."""
@@ -375,6 +484,12 @@ def cmd_users(args, session: Session) -> int:
             print(f"{a.name}{'  (admin)' if a.admin else ''}")
         print(f"{len(accounts)} users in {users.path.name}")
         return 0
+    flags = {"admin": args.admin} if args.action == "add" else {"purge": args.purge} if args.action == "remove" else {}
+    with session.audited(f"user-{args.action}", name=args.name.strip().lower(), **flags):  # never the password
+        return _change_user(args, session, users)
+
+
+def _change_user(args, session: Session, users) -> int:
     from assistant.workspaces import knowledge_dir
 
     folder = knowledge_dir(session.settings.data_dir, args.name).parent
@@ -405,6 +520,15 @@ def cmd_users(args, session: Session) -> int:
     return 0
 
 
+def _where(session: Session, *, with_kb: bool = True) -> dict:
+    """Whose knowledge base a command changes, for its audit record: the workspace, and the knowledge base's
+    id unless the command finds it itself."""
+    from assistant.accounts import normalise_name
+
+    where = {"workspace": normalise_name(session.user) if session.user else "local"}
+    return {**where, "kb": session.kb} if with_kb else where
+
+
 def _workspaces(session: Session):
     """Workspaces without a model: enough to delete one with every knowledge base of theirs (and their
     collections where they are in a Chroma server)."""
@@ -423,24 +547,33 @@ def cmd_kbs(args, session: Session) -> int:
     from assistant.workspaces import knowledge_dir
 
     catalogue = session.catalogue
-    if args.action == "list":
-        used = catalogue.used()
-        bases = catalogue.bases()
-        for kb_id, title in bases:
-            print(f"{kb_id:12}  {title}{'' if used is None or kb_id in used else '  (not searched by the chat)'}")
-        if knowledge_dir(session.settings.data_dir, None, "shared").exists():
-            print(f"{'shared':12}  {SHARED_TITLE}  (every signed-in user reads it)")
-        print(f"{len(bases)} knowledge bases")
-    elif args.action == "create":
+    if args.action != "list":  # the ids, never the titles
+        with session.audited(f"kb-{args.action}", **_where(session, with_kb=False)) as found:
+            return _change_kbs(args, session, catalogue, found)
+    used = catalogue.used()
+    bases = catalogue.bases()
+    for kb_id, title in bases:
+        print(f"{kb_id:12}  {title}{'' if used is None or kb_id in used else '  (not searched by the chat)'}")
+    if knowledge_dir(session.settings.data_dir, None, "shared").exists():
+        print(f"{'shared':12}  {SHARED_TITLE}  (every signed-in user reads it)")
+    print(f"{len(bases)} knowledge bases")
+    return 0
+
+
+def _change_kbs(args, session: Session, catalogue, found: dict) -> int:
+    if args.action == "create":
         kb_id = catalogue.create(args.title)
+        found["details"] = {"kb": kb_id}
         print(f"created {kb_id}: {catalogue.title(kb_id)}")
     elif args.action == "rename":
         kb_id = catalogue.resolve(args.kb)
+        found["details"] = {"kb": kb_id}
         print(f"renamed {kb_id}: {catalogue.rename(kb_id, args.title)}")
     else:
         from assistant.shelf import delete_base
 
         kb_id = catalogue.resolve(args.kb)
+        found["details"] = {"kb": kb_id}
         title = delete_base(catalogue, kb_id, lambda: session.knowledge(write=True, kb=kb_id))
         print(f"deleted {title} and its documents")
     return 0
@@ -460,4 +593,4 @@ def _new_password(from_stdin: bool) -> str:
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "docs": cmd_docs,
             "delete": cmd_delete, "download": cmd_download, "eval": cmd_eval, "calibrate": cmd_calibrate,
-            "users": cmd_users, "kbs": cmd_kbs, "audit": cmd_audit}
+            "users": cmd_users, "kbs": cmd_kbs, "audit": cmd_audit, "purge": cmd_purge}

@@ -246,6 +246,27 @@ class ConversationStore:
                 _remove_tree(folder)
         return count
 
+    def older_than(self, cutoff: float) -> list[ConversationInfo]:
+        """The conversations last changed (created, or a turn added; a rename does not count) before
+        ``cutoff`` (seconds since the epoch), the least recent first."""
+        return self._infos("WHERE c.updated < ? ORDER BY c.activity", cutoff)
+
+    def delete_older_than(self, cutoff: float) -> list[str]:
+        """Remove, as ``delete`` does, every conversation last changed before ``cutoff``; their ids. They are
+        chosen and deleted in one transaction, so one continued meanwhile (by the app, in another process)
+        is kept."""
+        with self._lock:
+            with self._transaction():
+                ids = [row[0] for row in self.db.execute(
+                    "SELECT id FROM conversations WHERE updated < ?", (cutoff,)).fetchall()]
+                self.db.executemany("DELETE FROM turns WHERE conversation_id = ?", [(i,) for i in ids])
+                self.db.executemany("DELETE FROM conversations WHERE id = ?", [(i,) for i in ids])
+            if ids:
+                self._scrub()
+            for conversation_id in ids:
+                _remove_tree(self._images(conversation_id))
+        return ids
+
     # -- images ---------------------------------------------------------------------------------
 
     def keep_image(self, conversation_id: str, path: Path) -> str:
