@@ -221,6 +221,8 @@ def cmd_ingest(args, session: Session) -> int:
     for r in reports:  # an error names its file, and the line names it already
         detail = without_name(r.error or "", r.source) if r.status == "failed" else f"{r.chunks} chunks"
         print(f"{r.status:9} {r.source}: {detail}")
+        if r.notice:  # what de-identification removed from a DICOM file
+            print(f"          {r.notice}")
     ok = sum(r.ok for r in reports)
     print(f"{ok} of {len(reports)} files ingested or already present")
     return 0 if ok else 1

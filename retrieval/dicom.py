@@ -182,13 +182,13 @@ def read(path: Path, key: bytes, *, find_text: Callable[[Image], list] | None = 
     if rows * columns > max_pixels:
         raise UnreadableFileError(named(name, f"the image is {columns}x{rows} pixels, more than the "
                                               f"{max_pixels:,} allowed"))
-    report = deidentify(ds, key)
+    burned_in = str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES"
     frame = frames // 2
-    try:
-        pixels = _frame(ds, frame, frames)
-    except UnreadableFileError:
-        raise
-    except (NotImplementedError, RuntimeError) as exc:
+    try:  # the picture is made from the header as it came (its window, lookup tables, functional groups)
+        image = _viewable(ds, np.asarray(_frame(ds, frame, frames)))
+    except UnreadableFileError as exc:
+        raise UnreadableFileError(named(name, str(exc))) from None
+    except (NotImplementedError, RuntimeError):
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         what = getattr(syntax, "name", None) or str(syntax or "an unknown transfer syntax")
         raise UnreadableFileError(named(name, f"its pixels are compressed as {what}, which this server cannot "
@@ -196,8 +196,11 @@ def read(path: Path, key: bytes, *, find_text: Callable[[Image], list] | None = 
     except (ValueError, EOFError, OSError, IndexError, KeyError, TypeError, AttributeError, MemoryError) as exc:
         raise UnreadableFileError(named(name, f"the pixel data is truncated or does not match the header "
                                               f"({type(exc).__name__})")) from None
-    image = _viewable(ds, np.asarray(pixels))
+    report = deidentify(ds, key)
     boxes = (find_text or _default_find_text)(image)
+    if burned_in and not boxes:
+        raise UnreadableFileError(named(name, "its header says identifying text is burned into the image, and "
+                                              "none was found to black out: refused rather than kept as it is"))
     image = blackout(image, boxes)
     report = Report(**{**report.__dict__, "text_regions": len(boxes)})
     header = {key_: _shown(ds, key_) for key_, _ in SHOWN if key_ in ds and _shown(ds, key_)}
@@ -243,33 +246,47 @@ def new_uid(key: bytes, uid: str) -> str:
     return "2.25." + str(int.from_bytes(_mac(key, "uid", uid)[:16], "big"))
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uac00-\ud7af\u3040-\u30ff]")
+# a date written out in free text: 2024-09-17, 20240917, 17.09.2024, 9/17/24
+_DATE = re.compile(r"(?<!\d)(?:(?:19|20)\d{2}[-./]?\d{1,2}[-./]?\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)?\d{2})(?!\d)")
+
+
 def identifiers(ds) -> list[str]:
-    """The header's identifying values as they may reappear in free text or burned-in text: names and their
-    parts, IDs, birth date in the usual spellings."""
+    """The header's identifying values as they may reappear in free text or burned-in text: names, their
+    parts and their parts joined (``张三`` of ``张^三``), IDs (each of several), the birth date in the usual
+    spellings."""
     found: set[str] = set()
 
     def visit(dataset, element):
-        if element.VR == "PN" and element.value:
-            for person in (element.value if element.VM > 1 else [element.value]):
-                text = str(person)
-                found.add(text)
-                found.update(p for p in re.split(r"[\^=\s,]+", text) if len(p) >= 2)
+        values = [v for v in (element.value if element.VM > 1 else [element.value]) if v not in (None, "")]
+        if element.VR == "PN":
+            for person in map(str, values):
+                found.add(person)
+                for group in person.split("="):  # alphabetic, ideographic, phonetic
+                    parts = [p for p in re.split(r"[\^\s,]+", group) if p]
+                    found.update(p for p in parts if len(p) >= 2 or _CJK.match(p))
+                    if len(parts) > 1:
+                        found.update({"".join(parts), " ".join(parts), " ".join(reversed(parts)),
+                                      "".join(reversed(parts))})
         elif element.keyword in ("PatientID", "OtherPatientIDs", "AccessionNumber", "MedicalRecordLocator",
-                                 "IssuerOfPatientID", "StudyID", "InstitutionName") and element.value:
-            found.add(str(element.value))
-        elif element.keyword in ("PatientBirthDate",) and element.value and len(str(element.value)) == 8:
-            d = str(element.value)
-            found.update({d, f"{d[:4]}-{d[4:6]}-{d[6:]}", f"{d[6:]}/{d[4:6]}/{d[:4]}", f"{d[4:6]}/{d[6:]}/{d[:4]}",
-                          f"{d[6:]}.{d[4:6]}.{d[:4]}"})
+                                 "IssuerOfPatientID", "StudyID", "InstitutionName"):
+            found.update(str(v) for v in values)
+        elif element.keyword == "PatientBirthDate" and values:
+            d = re.sub(r"\D", "", str(values[0]))
+            if len(d) == 8:
+                found.update({d, f"{d[:4]}-{d[4:6]}-{d[6:]}", f"{d[6:]}/{d[4:6]}/{d[:4]}",
+                              f"{d[4:6]}/{d[6:]}/{d[:4]}", f"{d[6:]}.{d[4:6]}.{d[:4]}", f"{d[:4]}.{d[4:6]}.{d[6:]}"})
 
     ds.walk(visit)
     return sorted((v for v in found if v.strip()), key=len, reverse=True)
 
 
 def scrub(text: str, secrets_: list[str]) -> str:
+    """``text`` with each of ``secrets_`` cut out, and every date in it: a real date beside a shifted one
+    would give the patient's shift away."""
     for value in secrets_:
         text = re.sub(re.escape(value), "[removed]", text, flags=re.I)
-    return text
+    return _DATE.sub("[date]", text)
 
 
 def deidentify(ds, key: bytes) -> Report:
@@ -277,7 +294,8 @@ def deidentify(ds, key: bytes) -> Report:
     from pydicom.uid import UID
 
     found = identifiers(ds)
-    patient = str(ds.get("PatientID") or "") or str(ds.get("PatientName") or "") or "unknown"
+    # no ID and no name: a key of its own, so that such files share neither a pseudonym nor a date shift
+    patient = str(ds.get("PatientID") or "") or str(ds.get("PatientName") or "") or secrets.token_hex(16)
     shift = dt.timedelta(days=date_shift(key, patient))
     removed: list[str] = []
     counts = {"uids": 0, "dates": 0, "private": 0}
@@ -389,10 +407,17 @@ def _viewable(ds, pixels) -> Image:
     from PIL import Image as PILImage
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR" and pixels.ndim == 2:
+        from pydicom.pixels import apply_color_lut
+
+        pixels = apply_color_lut(pixels, ds)
     if pixels.ndim == 3 and pixels.shape[-1] == 3:
-        return PILImage.fromarray(_to_8bit(np.asarray(pixels, dtype=np.float64)), "RGB")
+        if pixels.dtype == np.uint8:
+            return PILImage.fromarray(pixels, "RGB")  # colours as recorded (a Doppler's scale stays true)
+        return PILImage.fromarray(_to_8bit(np.asarray(pixels, dtype=np.float64), spread=(0, 100)), "RGB")
     if pixels.ndim != 2:
-        raise UnreadableFileError("the image has a shape this server cannot show")
+        raise UnreadableFileError(f"the image has a shape ({'x'.join(map(str, pixels.shape))}) this server "
+                                  "cannot show")
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
     window = _window(ds)
     if window is not None:

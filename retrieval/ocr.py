@@ -127,19 +127,25 @@ def _longest_run(flags) -> int:
     return best
 
 
+BLACKOUT_MAX_SIDE = 2048  # text to black out is looked for at the size the knowledge base keeps a picture
+
+
 def text_boxes(image: Image) -> list[tuple[int, int, int, int]]:
     """Where text lies in an image, as (left, top, right, bottom) pixel boxes of the image as given: the
-    detector alone, every region it finds whatever the recogniser would make of it (for blacking out text,
-    where a missed region matters more than a spurious one)."""
+    detector alone, with lower thresholds than for reading and wider boxes, every region it finds whatever
+    the recogniser would make of it (for blacking out text, where a missed region matters more than a
+    spurious one)."""
     import numpy as np
 
     picture = image.convert("RGB")
     scale = 1.0
-    if max(picture.size) > OCR_MAX_SIDE:
-        scale = max(picture.size) / OCR_MAX_SIDE
+    if max(picture.size) > BLACKOUT_MAX_SIDE:
+        scale = max(picture.size) / BLACKOUT_MAX_SIDE
         picture = picture.copy()
-        picture.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE))
-    result, _ = _engine()(np.asarray(picture)[:, :, ::-1], use_det=True, use_cls=False, use_rec=False)
+        picture.thumbnail((BLACKOUT_MAX_SIDE, BLACKOUT_MAX_SIDE))
+    # thresholds given per call: read_layout's call sets the engine's defaults back
+    result, _ = _engine()(np.asarray(picture)[:, :, ::-1], use_det=True, use_cls=False, use_rec=False,
+                          box_thresh=0.3, unclip_ratio=2.0)
     boxes = []
     for box in result or []:
         points = box[0] if len(box) and isinstance(box[0][0], (list, tuple)) else box

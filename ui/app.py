@@ -66,7 +66,7 @@ class AssistantUI:
              request: gr.Request = None):
         """The chat box: yields the chat, the source cards and data, the conversation, the cleared box and
         the conversation list, its export links and title. An empty question does nothing."""
-        text, paths = self._message(message)
+        text, paths = self._message(message, request)
         if not text.strip() and not paths:
             yield (gr.skip(),) * 8
             return
@@ -119,16 +119,18 @@ class AssistantUI:
                   request) -> Iterator[Live]:
         workspace = self._workspace(request)
         store = workspace.conversations
-        text, paths = self._message(message)
+        text, paths = self._message(message, request)
         if not text.strip() and not paths:
             raise InputError("Type a question or add an image.")
         conversation = self._conversation(store, conversation_id)
+        reports: list[str] = []
         try:
-            refs = tuple(self._keep_attached(workspace, conversation.id, p) for p in paths)
+            refs = tuple(self._keep_attached(workspace, conversation.id, p, reports) for p in paths)
         finally:
             self._leave_cache(paths, request)  # a DICOM's original included: only its cleaned picture stays
         live = Live(conversation, text, refs, loading=not self._model_ready(), lang=language(request),
                     medical=self.settings.medical.enabled)
+        live.reports = reports
         self._running[conversation.id] = live  # Stop finds it here
         yield live
         question = ChatRequest(
@@ -165,9 +167,10 @@ class AssistantUI:
                                  revision=self._model_revision(), answer=live.answer, question=text)
         yield live
 
-    def _keep_attached(self, workspace: Workspace, conversation_id: str, path: Path) -> str:
-        """An attached image joins its conversation; a DICOM file joins it as its de-identified picture,
-        the user told what was removed (and the audit log, when it is kept, that it was done)."""
+    def _keep_attached(self, workspace: Workspace, conversation_id: str, path: Path, reports: list[str]) -> str:
+        """An attached image joins its conversation; a DICOM file joins it as its de-identified picture, the
+        user told what was removed (at once, and in the turn's notice: ``reports``), the audit log, when it is
+        kept, that it was done."""
         if not is_dicom(path):
             return workspace.conversations.keep_image(conversation_id, path)
         from assistant.composition import deid_key
@@ -182,7 +185,8 @@ class AssistantUI:
         finally:
             picture.unlink(missing_ok=True)
         workspace.record("deidentify", conversation=conversation_id, image=ref)
-        gr.Info(f"{Path(path).name}: {report}")
+        reports.append(f"{Path(path).name}: {report}")
+        gr.Info(reports[-1])
         return ref
 
     @staticmethod
@@ -202,11 +206,12 @@ class AssistantUI:
                 pass  # deleted meanwhile (in another tab): a new one begins
         return store.create()
 
-    def _message(self, message) -> tuple[str, list[Path]]:
+    def _message(self, message, request=None) -> tuple[str, list[Path]]:
         message = message if isinstance(message, dict) else {"text": message or "", "files": []}
         images = [Path(p) for p in map(path_of, message.get("files") or []) if p]
         not_images = [p.name for p in images if p.suffix.lower() not in IMAGE_SUFFIXES and not is_dicom(p)]
-        if not_images:
+        if not_images:  # refused: none of the uploads stays in Gradio's cache (a DICOM's original least of all)
+            self._leave_cache(images, request)
             raise InputError(named(", ".join(not_images), "only images can be attached in the chat; add "
                                                          "documents in the Knowledge base tab"))
         return message.get("text") or "", images
@@ -567,7 +572,9 @@ class AssistantUI:
 
     def build(self) -> gr.Blocks:
         t = self.i18n
-        with gr.Blocks(title="Multimodal assistant", analytics_enabled=False) as app:
+        with gr.Blocks(title="Multimodal assistant", analytics_enabled=False,
+                       # medical mode: an upload never sent (attached, then removed) leaves the cache within 2 h
+                       delete_cache=(3600, 3600) if self.settings.medical.enabled else None) as app:
             with gr.Row():
                 gr.Markdown(t("title"), elem_id="title")
                 gr.Markdown(t("language_hint"), elem_id="language-hint")
@@ -781,6 +788,7 @@ class Live:
         self.stored = False
         self.retrieved_yet = False
         self.finished = threading.Event()  # stored (or failed to be): Stop waits for it
+        self.reports: list[str] = []  # what de-identification removed from attached DICOM files
         self.cards, self.data = render.sources_html(()), []
 
     @property
@@ -806,6 +814,7 @@ class Live:
         notice = self.notice if self.notice != LOADING else None
         if not self.done and self.answer and notice is None:
             notice = say(self.lang, "stopped")
+        notice = "\n\n".join(n for n in (notice, *self.reports) if n) or None
         turn = Turn(self.question, self.images, tuple(map(source_record, self.sources)), self.cited,
                     self.answer, notice, model=model, annotated=self.annotated, consistency=self.consistency)
         try:

@@ -77,6 +77,7 @@ def test_no_original_identifier_survives_on_disk_or_in_the_prompt(tmp_path, monk
     assert found_cache is None or found_cache.where == {}, found_cache.where
     leftovers = [p for p in files_under(cache) if p.suffix.lower() == ".dcm"] if cache.exists() else []
     assert leftovers == []  # the uploaded originals left Gradio's cache
+    assert scan(settings.data_dir, strings=["De-identified: removed"]).where  # the chat turn keeps the report
 
     turns = model.calls[-1]
     prompt = "\n".join(t.text for t in turns)

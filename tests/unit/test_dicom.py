@@ -156,3 +156,49 @@ def test_the_installation_key_is_made_once_private_and_agreed(tmp_path):
     assert (tmp_path / "deid.key").stat().st_mode & 0o777 == 0o600
     assert sorted(os.listdir(tmp_path)) == ["deid.key"]
     assert dicom.installation_key(tmp_path) == keys[0]
+
+
+def test_descriptions_lose_dates_joined_names_and_every_id(tmp_path):
+    path = dicoms.ct(tmp_path / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PatientName = "Zhang^San=张^三"
+    ds.OtherPatientIDs = ["A1234567", "B7654321"]
+    ds.PatientBirthDate = "19610302"
+    ds.StudyDescription = "CT 张三 复查 B7654321 ZHANG SAN 2024-09-17 / 17.09.2024 born 1961.03.02"
+    report = dicom.deidentify(ds, KEY)
+    kept = str(ds.StudyDescription)
+    for secret in ("张三", "B7654321", "ZHANG", "2024", "17.09", "1961"):
+        assert secret not in kept, kept
+    assert kept.startswith("CT ") and "复查" in kept and "StudyDescription" in report.cleaned
+
+
+def test_a_header_that_says_text_is_burned_in_is_refused_when_none_is_found(files):
+    with pytest.raises(UnreadableFileError, match="burned into the image"):
+        dicom.read(files["us"], KEY, find_text=lambda image: [])
+    assert dicom.read(files["ct"], KEY, find_text=lambda image: []).report.text_regions == 0  # no claim: kept
+
+
+def test_palette_colour_is_shown_in_its_colours(tmp_path):
+    path = dicoms.mr(tmp_path / "palette.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = (np.arange(192 * 160) % 256).astype(np.uint8).tobytes()
+    for colour, level in (("Red", 65535), ("Green", 0), ("Blue", 0)):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].VR = "US"
+        setattr(ds, f"{colour}PaletteColorLookupTableData", np.full(256, level, dtype=np.uint16).tobytes())
+    ds.save_as(path)
+    pixels = np.asarray(dicom.read(path, KEY, find_text=lambda image: []).image)
+    assert pixels[..., 0].min() == 255 and pixels[..., 1].max() == 0  # red everywhere, as its table says
+
+
+def test_files_without_a_patient_share_no_pseudonym_or_date_shift(tmp_path):
+    dates = set()
+    for n in range(2):
+        ds = pydicom.dcmread(dicoms.ct(tmp_path / f"{n}.dcm"))
+        del ds.PatientID
+        del ds.PatientName
+        dicom.deidentify(ds, KEY)
+        dates.add(ds.StudyDate)
+    assert len(dates) == 2
