@@ -298,35 +298,28 @@ def deidentify(ds, key: bytes) -> Report:
     patient = str(ds.get("PatientID") or "") or str(ds.get("PatientName") or "") or secrets.token_hex(16)
     shift = dt.timedelta(days=date_shift(key, patient))
     removed: list[str] = []
-    counts = {"uids": 0, "dates": 0, "private": 0}
+    counts = {"uids": 0, "dates": 0, "private": sum(e.tag.is_private for e in ds.iterall())}
     cleaned: list[str] = []
-    private = sum(1 for _ in _private(ds))
     ds.remove_private_tags()
-    counts["private"] = private
     keep_uid = {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID",
                 "ImplementationClassUID"}
 
+    def drop(dataset, element) -> None:
+        removed.append(element.keyword or str(element.tag))
+        del dataset[element.tag]
+
     def clean(dataset) -> None:
         for element in list(dataset):
-            tag, keyword, vr = element.tag, element.keyword, element.VR
-            if (tag.group & 0xFF00) in (0x6000, 0x5000):
-                removed.append(keyword or str(tag))
-                del dataset[tag]
-            elif keyword in REMOVE:
-                removed.append(keyword)
-                del dataset[tag]
-            elif keyword == "PatientName":
+            keyword, vr = element.keyword, element.VR
+            if keyword == "PatientName":
                 continue  # replaced below, once
-            elif vr == "PN":
-                removed.append(keyword or str(tag))
-                del dataset[tag]
+            if ((element.tag.group & 0xFF00) in (0x6000, 0x5000) or keyword in REMOVE or vr in ("PN", "AS", "UN")
+                    or (vr == "SQ" and keyword not in KEEP_SEQUENCES)
+                    or (vr in FREE_TEXT and keyword not in DESCRIPTORS)):
+                drop(dataset, element)
             elif vr == "SQ":
-                if keyword in KEEP_SEQUENCES:
-                    for item in element.value:
-                        clean(item)
-                else:
-                    removed.append(keyword or str(tag))
-                    del dataset[tag]
+                for item in element.value:
+                    clean(item)
             elif vr == "UI":
                 if keyword in keep_uid or not element.value:
                     continue
@@ -340,19 +333,12 @@ def deidentify(ds, key: bytes) -> Report:
                 if element.value:
                     element.value = _shifted(element.value, shift, vr)
                     counts["dates"] += 1
-            elif vr in FREE_TEXT or vr == "UN":
-                if keyword in DESCRIPTORS and vr != "UN":
-                    before = str(element.value or "")
-                    after = scrub(before, found)
-                    if after != before:
-                        element.value = after
-                        cleaned.append(keyword)
-                else:
-                    removed.append(keyword or str(tag))
-                    del dataset[tag]
-            elif vr == "AS":
-                removed.append(keyword or str(tag))
-                del dataset[tag]
+            elif vr in FREE_TEXT:  # a descriptor: kept, with the identifiers and dates cut out
+                before = str(element.value or "")
+                after = scrub(before, found)
+                if after != before:
+                    element.value = after
+                    cleaned.append(keyword)
 
     clean(ds)
     pseudonymised = []
@@ -367,12 +353,6 @@ def deidentify(ds, key: bytes) -> Report:
     ds.DeidentificationMethod = METHOD
     return Report(tuple(dict.fromkeys(r for r in removed if r)), tuple(pseudonymised), counts["uids"],
                   counts["dates"], counts["private"], tuple(dict.fromkeys(cleaned)))
-
-
-def _private(ds):
-    for element in ds.iterall():
-        if element.tag.is_private:
-            yield element
 
 
 def _shifted(value, shift: dt.timedelta, vr: str):

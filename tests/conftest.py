@@ -24,6 +24,15 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("tiny-models"))
 
 
+@pytest.fixture(scope="session")
+def medical_run(tmp_path_factory) -> tuple[dict, str]:
+    """The real app in medical mode, run once per session in a process of its own (``tests.helpers.medical``):
+    what it found, and everything it printed. The egress and the log tests read the same run."""
+    from tests.helpers import medical
+
+    return medical.run(tmp_path_factory.mktemp("medical"))
+
+
 @pytest.fixture
 def red_png(tmp_path) -> Path:
     return write_image(tmp_path / "red.png", (200, 120), "red")

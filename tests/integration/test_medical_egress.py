@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import medical
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return medical.run(tmp_path_factory.mktemp("medical"))
+@pytest.fixture
+def run(medical_run):
+    return medical_run
 
 
 def test_the_app_ingests_and_answers_under_the_guard(run):

@@ -11,9 +11,9 @@ from tests.helpers import medical
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return medical.run(tmp_path_factory.mktemp("medical-logs"))
+@pytest.fixture
+def run(medical_run):
+    return medical_run
 
 
 def test_content_went_where_it_belongs(run):
