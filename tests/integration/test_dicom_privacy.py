@@ -42,7 +42,7 @@ def _variants(identifiers: list[str]) -> list[str]:
     return sorted({v for i in identifiers for v in (i, i.upper(), i.lower())})
 
 
-def test_no_original_identifier_survives_on_disk_or_in_the_prompt(tmp_path, monkeypatch):
+def test_no_original_identifier_survives_on_disk_or_in_the_prompt(tmp_path, monkeypatch, request):
     cache = tmp_path / "gradio-cache"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
     scans = dicoms.all_of(tmp_path / "scans")
@@ -54,6 +54,10 @@ def test_no_original_identifier_survives_on_disk_or_in_the_prompt(tmp_path, monk
     settings = app_settings(tmp_path, medical={"enabled": True}, retrieval={"ocr": False})
     from assistant.composition import _store_options
 
+    from assistant.composition import clear_allocations
+
+    assert clear_allocations()  # as configure_environment does in medical mode
+    request.addfinalizer(lambda: clear_allocations(False))
     kb = KnowledgeBase.open(settings.data_dir / "knowledge", HashingEmbedder(),
                             **{**_store_options(settings), "chroma_url": None})
     model = SeeingModel("The scan shows a round structure [1].")
