@@ -62,7 +62,7 @@ def from_characters(characters: Iterable[tuple[str, tuple[float, float, float, f
     current: list[float] | None = None  # left, bottom, right, top of the line being built
     start = 0
     for char, (left, bottom, right, top) in characters:
-        piece = squeeze(char)
+        piece = char if " " < char < "\x7f" else squeeze(char)  # printable ASCII is its own NFKC form
         if not piece or right <= left or top <= bottom:
             continue
         middle = (bottom + top) / 2

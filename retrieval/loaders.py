@@ -36,6 +36,7 @@ DICOM_SUFFIXES = {".dcm", ".dicom"}
 SUPPORTED = sorted(set(TEXT_SUFFIXES) | IMAGE_SUFFIXES | set(DOCUMENT_SUFFIXES) | DICOM_SUFFIXES)
 MIN_FIGURE_SIDE = 48
 THUMBNAIL_SIDE = 384
+OCR_RENDER_SIDE = 1400  # a scanned PDF page is rendered this large (its longer side) to be read by OCR
 log = logging.getLogger(__name__)
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 
@@ -362,9 +363,11 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
         raise UnreadableFileError(f"{path.name}: {pages} pages is over the limit of {options.max_pages} "
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
     parsed = Parsed(kind="pdf")
-    renders, layouts = _render_pages(path, pages)
-    for number, page in enumerate(reader.pages, start=1):
-        text = _page_text(page)
+    texts = [_page_text(page) for page in reader.pages]
+    # a page with text is rendered only for its thumbnail; a scanned one large enough to be read by OCR
+    renders, layouts = _render_pages(path, [OCR_RENDER_SIDE if options.ocr and not text.strip()
+                                            else 2 * THUMBNAIL_SIDE for text in texts])
+    for number, (page, text) in enumerate(zip(reader.pages, texts), start=1):
         render = renders.get(number)
         if render is not None:
             parsed.pictures.append(Picture(thumbnail(render), f"page {number}", "page", page=number))
@@ -385,9 +388,10 @@ def _page_text(page) -> str:
         return ""
 
 
-def _render_pages(path: Path, pages: int, side: int = 1400) -> tuple[dict, dict]:
-    """Each page as an image (for thumbnails and OCR) and its layout (where its characters are, for
-    highlighting a passage); pages that fail to render are left out, layouts that fail too."""
+def _render_pages(path: Path, sides: list[int]) -> tuple[dict, dict]:
+    """Each page as an image (for thumbnails and OCR), its longer side ``sides[i]`` pixels, and its layout
+    (where its characters are, for highlighting a passage); pages that fail to render are left out, layouts
+    that fail too."""
     import pypdfium2 as pdfium
 
     renders, layouts = {}, {}
@@ -396,10 +400,10 @@ def _render_pages(path: Path, pages: int, side: int = 1400) -> tuple[dict, dict]
     except Exception:  # noqa: BLE001  pypdf read it; pdfium may not: no renders then
         return renders, layouts
     try:
-        for i in range(min(pages, len(pdf))):
+        for i in range(min(len(sides), len(pdf))):
             page = pdf[i]
             width, height = page.get_size()
-            scale = side / max(width, height, 1)
+            scale = sides[i] / max(width, height, 1)
             renders[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
             layouts[i + 1] = _page_layout(page)
     except Exception:  # noqa: BLE001
