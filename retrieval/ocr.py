@@ -16,11 +16,12 @@ OCR_MAX_SIDE = 1600
 MIN_CONFIDENCE = 0.6
 
 
-@lru_cache(maxsize=1)
-def _engine():
+@lru_cache(maxsize=2)
+def _engine(threads: int = 0):
+    """RapidOCR's engine; its ONNX sessions on ``threads`` threads (0: onnxruntime's choice, one a core)."""
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR()
+    return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1) if threads else RapidOCR()
 
 
 # A blank run between two characters parts two words when it is at least this share of the line's ink
@@ -39,8 +40,9 @@ def read_text(image: Image) -> str:
     return read_layout(image)[0]
 
 
-def read_layout(image: Image) -> tuple[str, Layout]:
+def read_layout(image: Image, *, threads: int = 0) -> tuple[str, Layout]:
     """The text in an image (as ``read_text``) and where each of its lines is (see ``retrieval.layout``).
+    ``threads``: how many the recogniser may use (0: one a core).
 
     The recogniser drops spaces between Latin words at some text sizes ("Warrantycard:theZephyr..."): a
     space is put back where the image has a blank gap between two characters as wide as a word space
@@ -53,7 +55,7 @@ def read_layout(image: Image) -> tuple[str, Layout]:
     if max(picture.size) > OCR_MAX_SIDE:
         picture = picture.copy()
         picture.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE))
-    result, _ = _engine()(np.asarray(picture)[:, :, ::-1], return_word_box=True)  # BGR like OpenCV
+    result, _ = _engine(threads)(np.asarray(picture)[:, :, ::-1], return_word_box=True)  # BGR like OpenCV
     gray = np.asarray(picture.convert("L"), dtype=np.int16)
     pieces = []
     for item in result or []:

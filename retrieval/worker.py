@@ -51,7 +51,11 @@ def _serve(conn, memory_bytes: int) -> None:
             else:
                 from retrieval.ocr import read_layout
 
-                read = [read_layout(image) for image in payload]
+                # a document's scanned pages (read with their layout) on one thread: they are read while the
+                # file before is embedded, where a second thread only takes turns with the embedder's two
+                # (ingest 52-55% of the embedder's rate against 36-41%, benchmarks/retrieval.py); a query
+                # image, which someone waits for, on one a core (0.63 s against 1.0 s for a line of text)
+                read = [read_layout(image, threads=1 if options == "layout" else 0) for image in payload]
                 conn.send((request, "ok", read if options == "layout" else [text for text, _ in read]))
         except RetrievalError as exc:
             conn.send((request, "error", type(exc).__name__, str(exc)))
