@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -13,6 +15,8 @@ from retrieval.errors import EmbedderLoadError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -25,6 +29,34 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_images(self, images: Sequence[Image]) -> np.ndarray: ...
+
+
+_giver_lock = threading.Lock()
+_giver: list[ThreadPoolExecutor] = []  # the thread whose torch operations use one core fewer, once made
+
+
+def with_a_core_given(call: Callable[[], T]) -> T:
+    """``call()``, its torch CPU operations (the embedders') on one thread fewer than the process's: the
+    core left to a parse worker reading an ingest's next file meanwhile. Otherwise the worker and torch's
+    threads take turns on the cores, and each of torch's parallel steps waits for its slower half: on 2
+    cores an ingest ran at 42-55% of the embedder's own rate, and at 63-73% with a core given (``python
+    benchmarks/retrieval.py``).
+
+    It runs in a thread of its own: torch's thread count is kept per thread (set in that thread once), and
+    what threads starting later take is set back at once, so no other thread loses a core."""
+    import torch
+
+    with _giver_lock:
+        if not _giver:
+            cores = torch.get_num_threads()
+            if cores < 2:
+                return call()
+            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-a-core-given")
+            # torch sets a thread's count on its first use (from the last count set): used first, then set
+            thread.submit(lambda: (torch.get_num_threads(), torch.set_num_threads(cores - 1))).result()
+            torch.set_num_threads(cores)  # torch keeps the last count set for threads that start later
+            _giver.append(thread)
+    return _giver[0].submit(contextvars.copy_context().run, call).result()  # in the caller's context
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -24,7 +24,6 @@ consistency check on open) takes the same lock for its duration, waiting for ano
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import logging
@@ -32,7 +31,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +40,7 @@ import numpy as np
 
 from retrieval import loaders
 from retrieval.chunking import split_passages
-from retrieval.embedders import Embedder, TextEmbedder
+from retrieval.embedders import Embedder, TextEmbedder, with_a_core_given
 from retrieval.errors import (
     DocumentNotFoundError,
     EmbedderMismatchError,
@@ -64,7 +63,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 STAGES = ("parse", "OCR", "embed", "store")
-READ_AHEAD = 1  # files parsed ahead of the one being embedded: one of the two shared parse workers at most
+# a batch parses and OCRs its next files (one at a time, in one of the shared parse workers) while one is
+# embedded, as long as the files read and waiting to be embedded hold less than this in text and pixels
+READ_AHEAD_BYTES = 256 * 2**20
 
 
 class KnowledgeBase:
@@ -91,7 +92,7 @@ class KnowledgeBase:
         self.max_store_bytes = max_store_bytes
         self.ocr_queries = ocr_queries
         # one thread for the life of the knowledge base (its SQLite reader is kept, and closed with it)
-        self._ahead = ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="kb-read-ahead")
+        self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-read-ahead")
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
@@ -238,29 +239,23 @@ class KnowledgeBase:
         if len(names) != len(files):
             raise ValueError("give one source name per path")
         reports = []
-
-        def read(i: int):  # in the read-ahead thread
-            path, source = files[i], names[i] or str(files[i].resolve())
-            return source, self._ahead.submit(self._reported, path, source, lambda: self._read(path, source, _silent))
-
-        # the next file is parsed and read by OCR (in a parse worker) while this one is embedded
-        upcoming = collections.deque(read(i) for i in range(min(READ_AHEAD, len(files))))
+        ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, lambda i: self._reported(
+            files[i], _source(files[i], names[i]), lambda: self._read(files[i], _source(files[i], names[i]), _silent)))
         try:
             for i, path in enumerate(files):
-                source, future = upcoming.popleft()
-                if i + READ_AHEAD < len(files):
-                    upcoming.append(read(i + READ_AHEAD))
                 step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
-                got = future.result()
+                got = ahead.take(i)
                 if isinstance(got, _Read):  # its parse and OCR are done: told now, in this thread
                     step("parse")
                     if got.read_by_ocr:
                         step("OCR")
-                    got = self._reported(path, source, lambda: self._finish(got, step))
+                    finish = lambda got=got, step=step: self._reported(path, got.source,  # noqa: E731
+                                                                        lambda: self._finish(got, step))
+                    # while the next file is parsed beside it, embedded with a core left to the parse
+                    got = with_a_core_given(finish) if ahead.reading else finish()
                 reports.append(got)
         finally:  # a batch stopped (a full store, a busy one): files not begun are not read
-            for _, future in upcoming:
-                future.cancel()
+            ahead.stop()
         if progress:
             progress(1.0, "done")
         return reports
@@ -521,6 +516,84 @@ class _Read:
     doc_id: str
     parsed: loaders.Parsed
     read_by_ocr: bool = False
+
+
+class _ReadAhead:
+    """A batch's files read (parsed and OCRed) in order, in the knowledge base's read-ahead thread, as far
+    ahead of the embedding as memory allows: the files read and waiting to be embedded hold their text and
+    pictures, and the next is begun only while they hold less than ``budget`` bytes (so one is always
+    begun). A batch has one file in that thread at a time: other threads' batches take turns there."""
+
+    def __init__(self, executor: ThreadPoolExecutor, count: int, budget: int, read: Callable[[int], object]):
+        self._executor, self._count, self._budget, self._read = executor, count, budget, read
+        self._results: list[Future] = [Future() for _ in range(count)]
+        self._held: dict[int, int] = {}  # bytes of each file read and waiting to be embedded
+        self._next = 0
+        self._busy = self._stopped = False
+        self._lock = threading.Lock()
+        self._pump()
+
+    @property
+    def reading(self) -> bool:
+        with self._lock:
+            return self._busy
+
+    def take(self, i: int):
+        """File ``i``'s read, waited for (its report, or what to embed); a failure that stops the batch is
+        raised; cancelled if the knowledge base closed meanwhile. Once taken, the next file may begin."""
+        try:
+            return self._results[i].result()
+        finally:
+            with self._lock:
+                self._held.pop(i, None)
+            self._pump()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        for future in self._results:
+            future.cancel()  # those not begun
+
+    def _pump(self) -> None:
+        with self._lock:
+            if self._busy or self._stopped or self._next >= self._count or \
+                    (self._held and sum(self._held.values()) >= self._budget):
+                return
+            i, self._next, self._busy = self._next, self._next + 1, True
+        try:
+            job = self._executor.submit(self._run, i)
+        except RuntimeError:  # the knowledge base closed
+            self._results[i].cancel()
+            return
+        job.add_done_callback(lambda job: job.cancelled() and self._results[i].cancel())
+
+    def _run(self, i: int) -> None:
+        result = self._results[i]
+        if result.set_running_or_notify_cancel():
+            try:
+                got = self._read(i)
+            except BaseException as exc:  # noqa: BLE001  handed to the batch's thread, which raises it
+                result.set_exception(exc)
+            else:
+                with self._lock:
+                    self._held[i] = _held_bytes(got)
+                result.set_result(got)
+        with self._lock:
+            self._busy = False
+        self._pump()
+
+
+def _held_bytes(got) -> int:
+    """About what a file read holds in memory until it is embedded: its text and its pictures' pixels."""
+    if not isinstance(got, _Read):
+        return 0
+    return (sum(len(p.text) for p in got.parsed.passages)
+            + sum(p.image.width * p.image.height * len(p.image.getbands()) for p in got.parsed.pictures))
+
+
+def _source(path: Path, name: str | None) -> str:
+    """What a file is known by: the name it was given (an upload's), else its absolute path."""
+    return name or str(path.resolve())
 
 
 def _silent(stage: str) -> None:

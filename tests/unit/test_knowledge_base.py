@@ -197,3 +197,94 @@ def test_every_hit_carries_its_evidence(tmp_path, docs):
         assert set(picture.evidence) == {"cross", "fused_rank"}  # found by its pixels alone
     finally:
         kb.close()
+
+
+class _Timeline:
+    """A parser and a text embedder that note, in one list, when each file's parse began and each
+    embedding ended; the embedder can wait for a parse, to show how far ahead the batch reads."""
+
+    def __init__(self, wait_for: str | None = None):
+        import threading
+
+        from retrieval.worker import InProcessParser
+
+        self.events: list[tuple[str, str]] = []
+        self.inner, self.hashing = InProcessParser(), HashingEmbedder()
+        self.wait_for, self.seen = wait_for, threading.Event()
+        self.name, self.dim = self.hashing.name, self.hashing.dim
+
+    def parse(self, path, options):
+        self.events.append(("parse", path.name))
+        if path.name == self.wait_for:
+            self.seen.set()
+        return self.inner.parse(path, options)
+
+    def ocr(self, images, name, *, layout=False):
+        return self.inner.ocr(images, name, layout=layout)
+
+    def embed_texts(self, texts):
+        if self.wait_for:
+            self.seen.wait(5)  # the first file's embedding waits (at most 5 s) for the parse named
+        vectors = self.hashing.embed_texts(texts)
+        self.events.append(("embedded", texts[0].split()[0]))
+        return vectors
+
+    def close(self):
+        pass
+
+
+def _notes(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"n{i}.md").write_text(f"note{i} " + "words " * 20)
+    return folder
+
+
+def test_a_batch_reads_files_ahead_of_the_embedding_while_memory_allows(tmp_path):
+    timeline = _Timeline(wait_for="n5.md")  # the first embedding goes on only once the last file is begun
+    kb = KnowledgeBase.open(tmp_path / "data", None, text_embedder=timeline, parser=timeline)
+    try:
+        reports = kb.ingest_paths([_notes(tmp_path / "docs", 6)])
+    finally:
+        kb.close()
+    assert [r.status for r in reports] == ["added"] * 6 and [r.source[-5:] for r in reports] == \
+        [f"n{i}.md" for i in range(6)]  # reported in the batch's order
+    first_embedded = timeline.events.index(("embedded", "note0"))
+    assert timeline.events.index(("parse", "n5.md")) < first_embedded  # all six read while the first waited
+
+
+def test_read_ahead_stops_at_its_memory_budget(tmp_path, monkeypatch):
+    import retrieval.store as store
+
+    monkeypatch.setattr(store, "READ_AHEAD_BYTES", 1)  # one file waiting to be embedded at most
+    timeline = _Timeline()
+    kb = KnowledgeBase.open(tmp_path / "data", None, text_embedder=timeline, parser=timeline)
+    try:
+        reports = kb.ingest_paths([_notes(tmp_path / "docs", 6)])
+    finally:
+        kb.close()
+    assert [r.status for r in reports] == ["added"] * 6
+    events = timeline.events
+    for i in range(4):  # file i+2 is begun only once file i+1 is taken up, after file i is embedded
+        assert events.index(("embedded", f"note{i}")) < events.index(("parse", f"n{i + 2}.md")), events
+
+
+def test_a_core_given_to_the_parse_is_taken_from_that_call_alone():
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from retrieval.embedders import with_a_core_given
+
+    cores = torch.get_num_threads()
+    if cores < 2:
+        pytest.skip("one core: none to give")
+    assert with_a_core_given(torch.get_num_threads) == cores - 1
+    assert torch.get_num_threads() == cores  # the caller keeps its threads
+    assert ThreadPoolExecutor(1).submit(torch.get_num_threads).result() == cores  # and a thread begun later
+    name = contextvars.ContextVar("name")
+    name.set("alice")
+    assert with_a_core_given(name.get) == "alice"  # run in the caller's context (Gradio's progress is one)
+    with pytest.raises(ValueError, match="invalid literal"):
+        with_a_core_given(lambda: int("x"))
