@@ -142,11 +142,13 @@ class ParseWorker:
 
 
 class ParsePool:
-    """Several ``ParseWorker`` processes; each request takes an idle one (started on first use)."""
+    """Several ``ParseWorker`` processes; each request takes the idle one used last (started on first use),
+    so files read one after another keep one warm worker (its libraries and OCR models loaded) and a second
+    starts only when two requests meet (a chat's OCR during an ingest)."""
 
     def __init__(self, size: int = 2, **worker_options):
         self.workers = [ParseWorker(**worker_options) for _ in range(max(size, 1))]
-        self._idle: queue.SimpleQueue[ParseWorker] = queue.SimpleQueue()
+        self._idle: queue.LifoQueue[ParseWorker] = queue.LifoQueue()
         for worker in self.workers:
             self._idle.put(worker)
 
