@@ -59,23 +59,32 @@ def from_characters(characters: Iterable[tuple[str, tuple[float, float, float, f
     line's height, or that step back to the left, start a new line."""
     text: list[str] = []
     lines: list[tuple[int, int, Box]] = []
-    current: list[float] | None = None  # left, bottom, right, top of the line being built
+    inline = False  # whether a line is being built: its left, bottom, right, top so far (scalars: a page
+    x0 = y0 = x1 = y1 = 0.0  # has thousands of characters, and this loop is most of a text PDF's parse)
     start = 0
     for char, (left, bottom, right, top) in characters:
         piece = char if " " < char < "\x7f" else squeeze(char)  # printable ASCII is its own NFKC form
         if not piece or right <= left or top <= bottom:
             continue
         middle = (bottom + top) / 2
-        if current is not None and (not current[1] <= middle <= current[3] or left < current[0] - 1):
-            lines.append((start, len(text), _relative(current, width, height)))
-            current = None
-        if current is None:
-            current, start = [left, bottom, right, top], len(text)
+        if inline and (not y0 <= middle <= y1 or left < x0 - 1):
+            lines.append((start, len(text), _relative([x0, y0, x1, y1], width, height)))
+            inline = False
+        if not inline:
+            inline, start = True, len(text)
+            x0, y0, x1, y1 = left, bottom, right, top
         else:
-            current = [min(current[0], left), min(current[1], bottom), max(current[2], right), max(current[3], top)]
+            if left < x0:
+                x0 = left
+            if bottom < y0:
+                y0 = bottom
+            if right > x1:
+                x1 = right
+            if top > y1:
+                y1 = top
         text.extend(piece)
-    if current is not None:
-        lines.append((start, len(text), _relative(current, width, height)))
+    if inline:
+        lines.append((start, len(text), _relative([x0, y0, x1, y1], width, height)))
     return Layout("".join(text), tuple(lines))
 
 

@@ -364,9 +364,10 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
     parsed = Parsed(kind="pdf")
     texts = [_page_text(page) for page in reader.pages]
-    # a page with text is rendered only for its thumbnail; a scanned one large enough to be read by OCR
+    # a page with text is rendered at its thumbnail's size (pdfium smooths it as well as a reduction of a
+    # larger render would, in a sixth of the time); a scanned one large enough to be read by OCR
     renders, layouts = _render_pages(path, [OCR_RENDER_SIDE if options.ocr and not text.strip()
-                                            else 2 * THUMBNAIL_SIDE for text in texts])
+                                            else THUMBNAIL_SIDE for text in texts])
     for number, (page, text) in enumerate(zip(reader.pages, texts), start=1):
         render = renders.get(number)
         if render is not None:
@@ -416,22 +417,33 @@ def _render_pages(path: Path, sides: list[int]) -> tuple[dict, dict]:
 def _page_layout(page) -> Layout | None:
     """Where the page's characters are, in fractions of its render; None for a rotated page (its boxes are
     not in the render's frame) or one whose text cannot be read."""
-    import pypdfium2.raw as pdfium_c
-
     try:
         if page.get_rotation() % 360:
             return None
         left, bottom, right, top = page.get_bbox()  # what the render shows: the crop box, its origin anywhere
         textpage = page.get_textpage()
         try:
-            characters = ((chr(pdfium_c.FPDFText_GetUnicode(textpage, i)), textpage.get_charbox(i))
-                          for i in range(textpage.count_chars()))
-            return from_characters(((c, (x0 - left, y0 - bottom, x1 - left, y1 - bottom))
-                                    for c, (x0, y0, x1, y1) in characters), right - left, top - bottom)
+            return from_characters(_characters(textpage.raw, left, bottom), right - left, top - bottom)
         finally:
             textpage.close()
     except Exception:  # noqa: BLE001  no layout: the page's passages are shown without highlights
         return None
+
+
+def _characters(textpage, left: float, bottom: float):
+    """Each character of a pdfium text page and its box (left, bottom, right, top) from the crop box's
+    corner: the raw calls into four reused doubles (a page has thousands of characters; pypdfium2's
+    ``get_charbox`` makes four new ones and checks each call, a third of the parse)."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    x0, x1, y0, y1 = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+    box, unicode = pdfium_c.FPDFText_GetCharBox, pdfium_c.FPDFText_GetUnicode
+    refs = ctypes.byref(x0), ctypes.byref(x1), ctypes.byref(y0), ctypes.byref(y1)  # left, right, bottom, top
+    for i in range(pdfium_c.FPDFText_CountChars(textpage)):
+        if box(textpage, i, *refs):
+            yield chr(unicode(textpage, i)), (x0.value - left, y0.value - bottom, x1.value - left, y1.value - bottom)
 
 
 def _pdf_figures(page, number: int, name: str) -> list[Picture]:
