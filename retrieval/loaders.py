@@ -25,6 +25,7 @@ from retrieval.errors import (
     unsupported,
 )
 from retrieval.layout import Layout, from_characters
+from retrieval.types import VIEW_PIXELS
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -364,14 +365,11 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
     parsed = Parsed(kind="pdf")
     texts = [_page_text(page) for page in reader.pages]
-    # a page with text is rendered at its thumbnail's size (pdfium smooths it as well as a reduction of a
-    # larger render would, in a sixth of the time); a scanned one large enough to be read by OCR
-    renders, layouts = _render_pages(path, [OCR_RENDER_SIDE if options.ocr and not text.strip()
-                                            else THUMBNAIL_SIDE for text in texts])
+    renders, layouts = _render_pages(path, [options.ocr and not text.strip() for text in texts])
     for number, (page, text) in enumerate(zip(reader.pages, texts), start=1):
         render = renders.get(number)
         if render is not None:
-            parsed.pictures.append(Picture(thumbnail(render), f"page {number}", "page", page=number))
+            parsed.pictures.append(Picture(render, f"page {number}", "page", page=number))
             if not text.strip() and options.ocr:  # a scanned page: its text is read by OCR
                 parsed.ocr_requests.append(Picture(render, f"page {number}", "page", page=number))
         if text.strip():
@@ -389,10 +387,15 @@ def _page_text(page) -> str:
         return ""
 
 
-def _render_pages(path: Path, sides: list[int]) -> tuple[dict, dict]:
-    """Each page as an image (for thumbnails and OCR), its longer side ``sides[i]`` pixels, and its layout
-    (where its characters are, for highlighting a passage); pages that fail to render are left out, layouts
-    that fail too."""
+def _render_pages(path: Path, scanned: list[bool]) -> tuple[dict, dict]:
+    """Each page as an image and its layout (where its characters are, for highlighting a passage); pages
+    that fail to render are left out, layouts that fail too.
+
+    A page is rendered as large as it is needed: a scanned one (``scanned[i]``) large enough to be read by
+    OCR (``OCR_RENDER_SIDE``), one with drawings (a vector chart, a ruled table) at the size the model is
+    shown a source picture (``VIEW_PIXELS``), so both can be read when they are sources; a page of text only
+    at its thumbnail's size (its text reaches the model as text; pdfium smooths the small render as well as
+    a reduction of a larger one would, in a sixth of the time)."""
     import pypdfium2 as pdfium
 
     renders, layouts = {}, {}
@@ -401,10 +404,15 @@ def _render_pages(path: Path, sides: list[int]) -> tuple[dict, dict]:
     except Exception:  # noqa: BLE001  pypdf read it; pdfium may not: no renders then
         return renders, layouts
     try:
-        for i in range(min(len(sides), len(pdf))):
+        for i in range(min(len(scanned), len(pdf))):
             page = pdf[i]
-            width, height = page.get_size()
-            scale = sides[i] / max(width, height, 1)
+            width, height = (max(side, 1) for side in page.get_size())
+            if scanned[i]:
+                scale = OCR_RENDER_SIDE / max(width, height)
+            elif _drawn(page):
+                scale = math.sqrt(VIEW_PIXELS / (width * height))
+            else:
+                scale = THUMBNAIL_SIDE / max(width, height)
             renders[i + 1] = page.render(scale=scale).to_pil().convert("RGB")
             layouts[i + 1] = _page_layout(page)
     except Exception:  # noqa: BLE001
@@ -412,6 +420,30 @@ def _render_pages(path: Path, sides: list[int]) -> tuple[dict, dict]:
     finally:
         pdf.close()
     return renders, layouts
+
+
+DRAWN_PATHS = 12  # a page with at least this many drawn shapes (bars, axes, table rules) is a picture too
+
+
+def _drawn(page) -> bool:
+    """Whether the page draws shapes (a chart, a diagram, a ruled table) as well as its text, counting
+    those inside included graphics (form XObjects, as a LaTeX figure from a PDF file is) too."""
+    import pypdfium2.raw as pdfium_c
+
+    paths = 0
+    pending = [pdfium_c.FPDFPage_GetObject(page.raw, i) for i in range(pdfium_c.FPDFPage_CountObjects(page.raw))]
+    seen = 0
+    while pending and seen < 10_000:  # a page of hostile depth or size stops being looked at
+        item, seen = pending.pop(), seen + 1
+        kind = pdfium_c.FPDFPageObj_GetType(item)
+        if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+            paths += 1
+            if paths >= DRAWN_PATHS:
+                return True
+        elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+            inside = pdfium_c.FPDFFormObj_CountObjects(item)
+            pending.extend(pdfium_c.FPDFFormObj_GetObject(item, j) for j in range(max(inside, 0)))
+    return False
 
 
 def _page_layout(page) -> Layout | None:

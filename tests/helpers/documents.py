@@ -33,9 +33,11 @@ def text_image(text: str, path: Path | None = None, *, size=(900, 220), colour="
     return image
 
 
-def make_pdf(path: Path, pages: list[str], *, figure: Path | None = None, scanned: str | None = None) -> Path:
-    """A PDF with one text page per entry, optionally a figure on the last text page and a scanned page
-    (an image of text with no text layer) at the end."""
+def make_pdf(path: Path, pages: list[str], *, figure: Path | None = None, scanned: str | None = None,
+             chart: int | None = None) -> Path:
+    """A PDF with one text page per entry, optionally a figure on the last text page, a bar chart drawn
+    as vector shapes (axes, bars, ticks) on page ``chart``, and a scanned page (an image of text with no
+    text layer) at the end."""
     from fpdf import FPDF
 
     pdf = FPDF()
@@ -45,6 +47,13 @@ def make_pdf(path: Path, pages: list[str], *, figure: Path | None = None, scanne
         pdf.multi_cell(0, 8, text)
         if figure is not None and i == len(pages) - 1:
             pdf.image(str(figure), x=20, y=120, w=80)
+        if chart == i + 1:
+            pdf.line(30, 250, 190, 250)
+            pdf.line(30, 150, 30, 250)
+            for bar, value in enumerate([40, 70, 55, 90, 30, 80]):
+                pdf.set_fill_color(40 * bar, 90, 200)
+                pdf.rect(40 + 25 * bar, 250 - value, 15, value, style="F")
+                pdf.line(47 + 25 * bar, 250, 47 + 25 * bar, 253)
     if scanned is not None:
         scan = path.with_suffix(".scan.png")
         text_image(scanned, scan, size=(1200, 300))

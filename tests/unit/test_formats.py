@@ -26,6 +26,21 @@ def test_pdf_text_pages_figure_and_scanned_page(tmp_path):
     assert scanned.page == 3 and "42" in scanned.text and "invoice" in scanned.text.lower()
 
 
+def test_a_pdf_page_is_rendered_as_large_as_it_must_be_read(tmp_path):
+    """A page of text only is a thumbnail (its text reaches the model as text); a page with a drawn chart
+    is rendered at the size the model is shown a source picture, a scanned one large enough for OCR: both
+    can be read when they are sources."""
+    from retrieval.loaders import OCR_RENDER_SIDE, THUMBNAIL_SIDE
+    from retrieval.types import VIEW_PIXELS
+
+    pdf = make_pdf(tmp_path / "report.pdf", ["Plain text page.", "Revenue by quarter, drawn below."], chart=2,
+                   scanned="Scanned appendix")
+    pages = {p.page: p.image for p in parse(pdf).pictures if p.kind == "page"}
+    assert max(pages[1].size) == THUMBNAIL_SIDE
+    assert 0.9 * VIEW_PIXELS <= pages[2].width * pages[2].height <= 1.01 * VIEW_PIXELS
+    assert max(pages[3].size) == OCR_RENDER_SIDE
+
+
 def test_html_main_text_headings_and_images(tmp_path):
     write_image(tmp_path / "chart.png", (120, 90), "blue")
     page = make_html(tmp_path / "page.html", "Quarterly report",
