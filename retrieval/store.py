@@ -25,6 +25,7 @@ consistency check on open) takes the same lock for its duration, waiting for ano
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -32,6 +33,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +95,8 @@ class KnowledgeBase:
         self.ocr_queries = ocr_queries
         # one thread for the life of the knowledge base (its SQLite reader is kept, and closed with it)
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-read-ahead")
+        # and one that stores a batch's files, each while the next is embedded (a store waits on the disk)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-writer")
 
     @classmethod
     def open(cls, data_dir: Path, embedder: Embedder | None, *, text_embedder: TextEmbedder | None = None,
@@ -219,6 +223,7 @@ class KnowledgeBase:
         # not waited for: a read in flight may need the write lock held here; after this it finds the
         # knowledge base closed, and no one waits for its result
         self._ahead.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=False, cancel_futures=True)
         self.parser.close()
         self.index.close()
         self.records.close()
@@ -238,9 +243,10 @@ class KnowledgeBase:
         names = list(sources) if sources is not None else [None] * len(files)
         if len(names) != len(files):
             raise ValueError("give one source name per path")
-        reports = []
+        reports: list[IngestReport] = []
         ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, lambda i: self._reported(
             files[i], _source(files[i], names[i]), lambda: self._read(files[i], _source(files[i], names[i]), _silent)))
+        storing: Future | None = None  # the file before, stored in the writer thread while this one is embedded
         try:
             for i, path in enumerate(files):
                 step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
@@ -249,13 +255,30 @@ class KnowledgeBase:
                     step("parse")
                     if got.read_by_ocr:
                         step("OCR")
-                    finish = lambda got=got, step=step: self._reported(path, got.source,  # noqa: E731
-                                                                        lambda: self._finish(got, step))
+                    embed = lambda got=got, step=step: self._reported(path, got.source,  # noqa: E731
+                                                                       lambda: self._embedded(got, step))
                     # while the next file is parsed beside it, embedded with a core left to the parse
-                    got = with_a_core_given(finish) if ahead.reading else finish()
-                reports.append(got)
+                    got = with_a_core_given(embed) if ahead.reading else embed()
+                if storing is not None:  # reports in the files' order; one store waiting at most
+                    reports.append(storing.result())
+                    storing = None
+                if isinstance(got, _Embedded):
+                    step("store")
+                    store = lambda got=got: self._reported(got.read.path, got.read.source,  # noqa: E731
+                                                           lambda: self._stored(got))
+                    try:
+                        storing = self._writer.submit(contextvars.copy_context().run, store)
+                    except RuntimeError:  # the knowledge base closed meanwhile: it fails here as it would there
+                        reports.append(store())
+                else:
+                    reports.append(got)
+            if storing is not None:
+                reports.append(storing.result())
+                storing = None
         finally:  # a batch stopped (a full store, a busy one): files not begun are not read
             ahead.stop()
+            if storing is not None:  # stopped by another failure: the store begun ends before this returns
+                futures_wait([storing])
         if progress:
             progress(1.0, "done")
         return reports
@@ -302,22 +325,35 @@ class KnowledgeBase:
     def _finish(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport:
         """Embed without the write lock; then store under it, checking again what another thread may have
         stored meanwhile."""
+        done = self._embedded(read, stage)
+        if isinstance(done, IngestReport):
+            return done
+        stage("store")
+        return self._stored(done)
+
+    def _embedded(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport | _Embedded:
+        """A file read, its chunks embedded (without the write lock) and its pictures' files written."""
         if isinstance(read, IngestReport):
             return read
-        path, source, doc_id, parsed = read.path, read.source, read.doc_id, read.parsed
         stage("embed")
-        entries = self._entries(parsed, doc_id, source)
+        entries = self._entries(read.parsed, read.doc_id, read.source)
+        if not entries:
+            raise loaders.UnreadableFileError(f"{read.path.name}: nothing to index (no text, no images)")
+        return _Embedded(read, entries)
+
+    def _stored(self, done: _Embedded) -> IngestReport:
+        """A file embedded, stored under the write lock (its acknowledgement); its pictures' files removed
+        when it is not."""
+        read, entries = done.read, done.entries
+        parsed = read.parsed
         try:
-            if not entries:
-                raise loaders.UnreadableFileError(f"{path.name}: nothing to index (no text, no images)")
-            stage("store")
             pages = max((p.page or 0 for p in [*parsed.passages, *parsed.pictures]), default=0)
-            report = self._store(doc_id, source, parsed.kind, entries, size=path.stat().st_size,
+            report = self._store(read.doc_id, read.source, parsed.kind, entries, size=read.path.stat().st_size,
                                  pages=pages if parsed.kind == "pdf" and pages else None)
             return replace(report, notice=parsed.notice) if parsed.notice and report.status != "unchanged" \
                 else report
         except BaseException:
-            if self.records is not None and self.records.document(doc_id) is None:
+            if self.records is not None and self.records.document(read.doc_id) is None:
                 for e in entries:  # thumbnails and views of a document that was not stored
                     if e.chunk.thumbnail:
                         Path(e.chunk.thumbnail).unlink(missing_ok=True)
@@ -516,6 +552,14 @@ class _Read:
     doc_id: str
     parsed: loaders.Parsed
     read_by_ocr: bool = False
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """A file read and embedded, to be stored."""
+
+    read: _Read
+    entries: list[Entry]
 
 
 class _ReadAhead:

@@ -269,6 +269,56 @@ def test_read_ahead_stops_at_its_memory_budget(tmp_path, monkeypatch):
         assert events.index(("embedded", f"note{i}")) < events.index(("parse", f"n{i + 2}.md")), events
 
 
+def test_a_file_is_stored_while_the_next_is_embedded(tmp_path, monkeypatch):
+    """A store waits on the disk (its commit is the acknowledgement): the batch embeds the next file
+    meanwhile, and still reports in the files' order."""
+    import time
+
+    timeline = _Timeline()
+    store = KnowledgeBase._store
+
+    def slow_first_store(self, doc_id, source, *args, **kwargs):
+        if source.endswith("n0.md"):  # waits (at most 5 s) for the next file's embedding
+            deadline = time.monotonic() + 5
+            while ("embedded", "note1") not in timeline.events and time.monotonic() < deadline:
+                time.sleep(0.01)
+        report = store(self, doc_id, source, *args, **kwargs)
+        timeline.events.append(("stored", Path(source).name))
+        return report
+
+    monkeypatch.setattr(KnowledgeBase, "_store", slow_first_store)
+    kb = KnowledgeBase.open(tmp_path / "data", None, text_embedder=timeline, parser=timeline)
+    try:
+        reports = kb.ingest_paths([_notes(tmp_path / "docs", 3)])
+        assert kb.count() == 3
+    finally:
+        kb.close()
+    assert [(r.status, Path(r.source).name) for r in reports] == [("added", f"n{i}.md") for i in range(3)]
+    events = timeline.events
+    assert events.index(("embedded", "note1")) < events.index(("stored", "n0.md")), events
+
+
+def test_a_full_store_found_by_the_writer_stops_the_batch(tmp_path, monkeypatch):
+    from retrieval.errors import StoreTooLargeError
+
+    kb = KnowledgeBase.open(tmp_path / "data", None, text_embedder=HashingEmbedder(), parser=_Timeline())
+    store = KnowledgeBase._store
+
+    def full_after_one(self, doc_id, source, *args, **kwargs):
+        if not source.endswith("n0.md"):
+            raise StoreTooLargeError("The vector index is over its size guard")
+        return store(self, doc_id, source, *args, **kwargs)
+
+    monkeypatch.setattr(KnowledgeBase, "_store", full_after_one)
+    try:
+        with pytest.raises(StoreTooLargeError):
+            kb.ingest_paths([_notes(tmp_path / "docs", 4)])
+        assert [Path(d.source).name for d in kb.documents()] == ["n0.md"]  # stored before it filled up
+        assert {p.name for p in kb.files_dir.iterdir()} == set()  # no thumbnails left by those refused
+    finally:
+        kb.close()
+
+
 def test_a_core_given_to_the_parse_is_taken_from_that_call_alone():
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
