@@ -75,9 +75,10 @@ def ingest_rate(root: Path, embedder, parser) -> dict:
         mark["t"] = now
 
     kb = KnowledgeBase.open(root / "data", None, text_embedder=embedder, parser=parser.borrowed())
-    started = time.perf_counter()
+    started, cpu, workers = time.perf_counter(), time.process_time(), worker_cpu(parser.pool)
     reports = kb.ingest_paths([docs], progress=progress)
     seconds = time.perf_counter() - started
+    cpu, workers = time.process_time() - cpu, worker_cpu(parser.pool) - workers
     failed = [f"{r.source}: {r.error}" for r in reports if r.status == "failed"]
     if failed:  # a rate over files that were not read would mean nothing
         raise SystemExit("ingest failed: " + "; ".join(failed))
@@ -86,15 +87,38 @@ def ingest_rate(root: Path, embedder, parser) -> dict:
     by_doc = [[c.text for cid, c in kb.records.chunks(kb.records.chunk_ids(d.doc_id)).items() if cid in embedded]
               for d in kb.documents()]
     kb.close()
-    started = time.perf_counter()
+    started, embed_cpu = time.perf_counter(), time.process_time()
     for doc_texts in by_doc:
         embedder.embed_texts(doc_texts)
-    embed_alone = time.perf_counter() - started
+    embed_alone, embed_cpu = time.perf_counter() - started, time.process_time() - embed_cpu
     n_pages = 41 + len(reports) - 1
+    # the floor: the cores cannot do the ingest's work (in core-seconds) in less than its sum over their count
+    floor = (cpu + workers) / CORES
     return {"files": len(reports), "pages": n_pages, "chunks": chunks, "seconds": seconds,
             "pages_per_s": n_pages / seconds, "chunks_per_s": chunks / seconds,
             "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
-            "embed_alone_s": embed_alone, "share_of_embedder_rate": embed_alone / seconds}
+            "embed_alone_s": embed_alone, "share_of_embedder_rate": embed_alone / seconds,
+            "cpu_s": {"ingest_process": round(cpu, 2), "parse_workers": round(workers, 2),
+                      "embedding_alone": round(embed_cpu, 2)},
+            "cores": CORES, "floor_s": floor, "share_at_the_floor": embed_alone / floor}
+
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def worker_cpu(pool: ParsePool) -> float:
+    """Core-seconds the pool's worker processes have used (parse and OCR), from /proc."""
+    total = 0.0
+    for worker in pool.workers:
+        process = worker._process
+        if process is None or process.pid is None:
+            continue
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
 
 
 def synthetic(n: int, dim: int, rng) -> np.ndarray:
@@ -201,6 +225,11 @@ def main() -> int:
               f"{rate['share_of_embedder_rate']:.0%} of the embedder's rate (target 90%)")
         print(f"  seconds between stage reports (parse and OCR overlap the embedding of the files before): "
               f"{rate['stage_seconds']}")
+        c = rate["cpu_s"]
+        print(f"  core-seconds: ingest process {c['ingest_process']:.1f} (the embedding alone takes "
+              f"{c['embedding_alone']:.1f}), parse workers {c['parse_workers']:.1f}; on {rate['cores']} cores that "
+              f"work needs at least {rate['floor_s']:.1f} s: at best {rate['share_at_the_floor']:.0%} of the "
+              f"embedder's rate")
     rate = sorted(rates, key=lambda r: r["share_of_embedder_rate"])[len(rates) // 2]  # the median run
     print(f"{'chunks':>7} {'ef':>4} {'vec p50':>8} {'vec p95':>8} {'vec recall@10':>13} {'search p50':>10} "
           f"{'search p95':>10} {'search recall@10':>16}")
