@@ -109,7 +109,8 @@ class KnowledgeBase:
 
         data_dir = Path(data_dir)
         (data_dir / "files").mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(data_dir / "knowledge.lock"))
+        # held by the knowledge base, not by a thread: opened in a loader thread, it may be closed in another
+        lock = FileLock(str(data_dir / "knowledge.lock"), thread_local=False)
         shared = bool(chroma_url)
         _acquire(lock, data_dir, write_wait if shared else 0, shared)
         try:
@@ -246,7 +247,8 @@ class KnowledgeBase:
         reports: list[IngestReport] = []
         ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, lambda i: self._reported(
             files[i], _source(files[i], names[i]), lambda: self._read(files[i], _source(files[i], names[i]), _silent)))
-        storing: Future | None = None  # the file before, stored in the writer thread while this one is embedded
+        storing: tuple[Future, _Embedded] | None = None  # the file before, stored while this one is embedded
+        pending: _Embedded | None = None  # embedded, not yet handed to the writer
         try:
             for i, path in enumerate(files):
                 step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
@@ -259,26 +261,33 @@ class KnowledgeBase:
                                                                        lambda: self._embedded(got, step))
                     # while the next file is parsed beside it, embedded with a core left to the parse
                     got = with_a_core_given(embed) if ahead.reading else embed()
-                if storing is not None:  # reports in the files' order; one store waiting at most
-                    reports.append(storing.result())
-                    storing = None
                 if isinstance(got, _Embedded):
-                    step("store")
-                    store = lambda got=got: self._reported(got.read.path, got.read.source,  # noqa: E731
-                                                           lambda: self._stored(got))
-                    try:
-                        storing = self._writer.submit(contextvars.copy_context().run, store)
-                    except RuntimeError:  # the knowledge base closed meanwhile: it fails here as it would there
-                        reports.append(store())
-                else:
+                    pending = got
+                if storing is not None:  # reports in the files' order; one store waiting at most
+                    reports.append(self._collected(storing, pending))
+                    storing = None
+                if pending is None:
                     reports.append(got)
+                    continue
+                step("store")
+                store = lambda done=pending: self._reported(done.path, done.source,  # noqa: E731
+                                                            lambda: self._stored(done))
+                try:
+                    storing, pending = (self._writer.submit(contextvars.copy_context().run, store), pending), None
+                except RuntimeError:  # the knowledge base closed meanwhile: it fails here as it would there
+                    storing, pending = (_done(store), pending), None
             if storing is not None:
-                reports.append(storing.result())
+                reports.append(self._collected(storing, None))
                 storing = None
-        finally:  # a batch stopped (a full store, a busy one): files not begun are not read
-            ahead.stop()
-            if storing is not None:  # stopped by another failure: the store begun ends before this returns
-                futures_wait([storing])
+        finally:  # a batch stopped (a full store, a busy one, the knowledge base closed): files not begun are
+            ahead.stop()  # not read, and the pictures written for files not stored are removed
+            if storing is not None:
+                futures_wait([storing[0]])
+                future = storing[0]
+                if future.cancelled() or future.exception() is not None or future.result().status == "failed":
+                    self._discard(storing[1])
+            if pending is not None:
+                self._discard(pending)
         if progress:
             progress(1.0, "done")
         return reports
@@ -329,36 +338,52 @@ class KnowledgeBase:
         if isinstance(done, IngestReport):
             return done
         stage("store")
-        return self._stored(done)
+        try:
+            return self._stored(done)
+        except BaseException:
+            self._discard(done)
+            raise
 
     def _embedded(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport | _Embedded:
-        """A file read, its chunks embedded (without the write lock) and its pictures' files written."""
+        """A file read, its chunks embedded (without the write lock) and its pictures' files written; what
+        the store needs is kept, not the pictures themselves."""
         if isinstance(read, IngestReport):
             return read
         stage("embed")
-        entries = self._entries(read.parsed, read.doc_id, read.source)
+        parsed = read.parsed
+        entries = self._entries(parsed, read.doc_id, read.source)
         if not entries:
             raise loaders.UnreadableFileError(f"{read.path.name}: nothing to index (no text, no images)")
-        return _Embedded(read, entries)
+        pages = max((p.page or 0 for p in [*parsed.passages, *parsed.pictures]), default=0)
+        return _Embedded(read.path, read.source, read.doc_id, parsed.kind, entries,
+                         pages if parsed.kind == "pdf" and pages else None, parsed.notice)
 
     def _stored(self, done: _Embedded) -> IngestReport:
-        """A file embedded, stored under the write lock (its acknowledgement); its pictures' files removed
-        when it is not."""
-        read, entries = done.read, done.entries
-        parsed = read.parsed
-        try:
-            pages = max((p.page or 0 for p in [*parsed.passages, *parsed.pictures]), default=0)
-            report = self._store(read.doc_id, read.source, parsed.kind, entries, size=read.path.stat().st_size,
-                                 pages=pages if parsed.kind == "pdf" and pages else None)
-            return replace(report, notice=parsed.notice) if parsed.notice and report.status != "unchanged" \
-                else report
-        except BaseException:
-            if self.records is not None and self.records.document(read.doc_id) is None:
-                for e in entries:  # thumbnails and views of a document that was not stored
-                    if e.chunk.thumbnail:
-                        Path(e.chunk.thumbnail).unlink(missing_ok=True)
-                        view_of(e.chunk.thumbnail).unlink(missing_ok=True)
-            raise
+        """A file embedded, stored under the write lock (its acknowledgement). When it is not, its pictures'
+        files are the caller's to remove (``_discard``): in a batch, not before the next file, which may be
+        the same document under another name, has written its own."""
+        report = self._store(done.doc_id, done.source, done.kind, done.entries, size=done.path.stat().st_size,
+                             pages=done.pages)
+        return replace(report, notice=done.notice) if done.notice and report.status != "unchanged" else report
+
+    def _collected(self, storing: tuple[Future, _Embedded], current: _Embedded | None) -> IngestReport:
+        """A store's report, waited for (a full or busy store raised). A file not stored has its pictures'
+        files removed, unless the file now embedded is the same document (they are its files too)."""
+        future, done = storing
+        report = future.result()
+        if report.status == "failed" and (current is None or current.doc_id != done.doc_id):
+            self._discard(done)
+        return report
+
+    def _discard(self, done: _Embedded) -> None:
+        """The thumbnails and views written for a document that was not stored; those of a document stored
+        all the same (by another name, or before) are kept. Left for the next open when closed meanwhile."""
+        if self.records is None or self.records.document(done.doc_id) is not None:
+            return
+        for e in done.entries:
+            if e.chunk.thumbnail:
+                Path(e.chunk.thumbnail).unlink(missing_ok=True)
+                view_of(e.chunk.thumbnail).unlink(missing_ok=True)
 
     def _store(self, doc_id: str, source: str, kind: str, entries: list[Entry], *, size: int | None = None,
                pages: int | None = None) -> IngestReport:
@@ -556,10 +581,25 @@ class _Read:
 
 @dataclass(frozen=True)
 class _Embedded:
-    """A file read and embedded, to be stored."""
+    """A file read and embedded, to be stored: its chunks and vectors, not its pictures' pixels."""
 
-    read: _Read
+    path: Path
+    source: str
+    doc_id: str
+    kind: str
     entries: list[Entry]
+    pages: int | None
+    notice: str | None
+
+
+def _done(call: Callable[[], IngestReport]) -> Future:
+    """``call``'s result (or what it raised) as a finished future."""
+    future: Future = Future()
+    try:
+        future.set_result(call())
+    except BaseException as exc:  # noqa: BLE001  raised by whoever takes the result
+        future.set_exception(exc)
+    return future
 
 
 class _ReadAhead:
@@ -616,11 +656,12 @@ class _ReadAhead:
         if result.set_running_or_notify_cancel():
             try:
                 got = self._read(i)
+                held = _held_bytes(got)
             except BaseException as exc:  # noqa: BLE001  handed to the batch's thread, which raises it
                 result.set_exception(exc)
             else:
                 with self._lock:
-                    self._held[i] = _held_bytes(got)
+                    self._held[i] = held
                 result.set_result(got)
         with self._lock:
             self._busy = False

@@ -298,25 +298,71 @@ def test_a_file_is_stored_while_the_next_is_embedded(tmp_path, monkeypatch):
     assert events.index(("embedded", "note1")) < events.index(("stored", "n0.md")), events
 
 
-def test_a_full_store_found_by_the_writer_stops_the_batch(tmp_path, monkeypatch):
+def test_a_full_store_found_by_the_writer_stops_the_batch_and_leaves_no_pictures(tmp_path, monkeypatch):
+    """The writer finds the store full while the next file is embedded (its pictures written): the batch
+    stops with the error, and no picture file of a document not stored is left behind."""
     from retrieval.errors import StoreTooLargeError
 
-    kb = KnowledgeBase.open(tmp_path / "data", None, text_embedder=HashingEmbedder(), parser=_Timeline())
+    docs = tmp_path / "docs"
+    for i, colour in enumerate(["red", "green", "blue", "yellow"]):
+        write_image(docs / f"n{i}.png", (80, 60), colour)
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)
     store = KnowledgeBase._store
 
     def full_after_one(self, doc_id, source, *args, **kwargs):
-        if not source.endswith("n0.md"):
+        if not source.endswith("n0.png"):
             raise StoreTooLargeError("The vector index is over its size guard")
         return store(self, doc_id, source, *args, **kwargs)
 
     monkeypatch.setattr(KnowledgeBase, "_store", full_after_one)
     try:
         with pytest.raises(StoreTooLargeError):
-            kb.ingest_paths([_notes(tmp_path / "docs", 4)])
-        assert [Path(d.source).name for d in kb.documents()] == ["n0.md"]  # stored before it filled up
-        assert {p.name for p in kb.files_dir.iterdir()} == set()  # no thumbnails left by those refused
+            kb.ingest_paths([docs])
+        [stored] = kb.documents()
+        assert Path(stored.source).name == "n0.png"  # stored before it filled up
+        kept = {Path(c.thumbnail).name for c in kb.records.chunks(kb.records.chunk_ids(stored.doc_id)).values()}
+        assert kept and {p.name for p in kb.files_dir.iterdir()} == kept | {f"{Path(n).stem}.view.jpg"
+                                                                             for n in kept}
     finally:
         kb.close()
+
+
+def test_a_failed_store_keeps_the_pictures_of_the_same_document_under_another_name(tmp_path, monkeypatch):
+    """Two copies of one file in a batch are one document (same pictures): the first failing to be stored
+    while the second is embedded must not take the second's pictures with it."""
+    docs = tmp_path / "docs"
+    write_image(docs / "a.png", (80, 60), "red")
+    write_image(docs / "b.png", (80, 60), "red")
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), ocr=False)
+    store = KnowledgeBase._store
+
+    def first_fails(self, doc_id, source, *args, **kwargs):
+        if source.endswith("a.png"):
+            raise OSError(5, "Input/output error")
+        return store(self, doc_id, source, *args, **kwargs)
+
+    monkeypatch.setattr(KnowledgeBase, "_store", first_fails)
+    try:
+        reports = kb.ingest_paths([docs])
+        assert [r.status for r in reports] == ["failed", "added"]
+        [chunk] = kb.records.chunks(kb.records.chunk_ids(reports[1].doc_id)).values()
+        assert Path(chunk.thumbnail).is_file()
+    finally:
+        kb.close()
+
+
+def test_a_knowledge_base_opened_in_one_thread_and_closed_in_another_opens_again(tmp_path):
+    """The app opens a knowledge base in a loader thread and closes it from another (a workspace closed):
+    its lock is released, so it opens again in this process."""
+    import threading
+
+    opened = {}
+    loader = threading.Thread(target=lambda: opened.setdefault(
+        "kb", KnowledgeBase.open(tmp_path / "data", None, text_embedder=HashingEmbedder())))
+    loader.start()
+    loader.join()
+    opened["kb"].close()
+    KnowledgeBase.open(tmp_path / "data", None, text_embedder=HashingEmbedder()).close()
 
 
 def test_a_core_given_to_the_parse_is_taken_from_that_call_alone():
