@@ -202,10 +202,12 @@ def _p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--ingest-runs", type=int, default=1)
+    parser.add_argument("--ingest-runs", type=int, default=1, help="warm runs after the cold one (at least 1)")
     parser.add_argument("--ef", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrieval.json"))
     args = parser.parse_args()
+    if args.ingest_runs < 1:
+        parser.error("--ingest-runs: at least 1")
     embedder = TransformersTextEmbedder.from_pretrained(minilm_folder())
     with tempfile.TemporaryDirectory() as tmp:
         # the parse workers are shared by the runs, as by an app's knowledge bases; the first ingest in a

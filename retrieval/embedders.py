@@ -32,7 +32,7 @@ class Embedder(Protocol):
 
 
 _giver_lock = threading.Lock()
-_giver: list[ThreadPoolExecutor] = []  # the thread whose torch operations use one core fewer, once made
+_giver: list[ThreadPoolExecutor | None] = []  # once made: the thread with one core fewer (None: one core)
 
 
 def with_a_core_given(call: Callable[[], T]) -> T:
@@ -49,13 +49,15 @@ def with_a_core_given(call: Callable[[], T]) -> T:
     with _giver_lock:
         if not _giver:
             cores = torch.get_num_threads()
-            if cores < 2:
-                return call()
-            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-a-core-given")
-            # torch sets a thread's count on its first use (from the last count set): used first, then set
-            thread.submit(lambda: (torch.get_num_threads(), torch.set_num_threads(cores - 1))).result()
-            torch.set_num_threads(cores)  # torch keeps the last count set for threads that start later
+            thread = None  # one core: none to give
+            if cores >= 2:
+                thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-a-core-given")
+                # torch sets a thread's count on its first use (from the last count set): used first, then set
+                thread.submit(lambda: (torch.get_num_threads(), torch.set_num_threads(cores - 1))).result()
+                torch.set_num_threads(cores)  # torch keeps the last count set for threads that start later
             _giver.append(thread)
+    if _giver[0] is None:
+        return call()
     return _giver[0].submit(contextvars.copy_context().run, call).result()  # in the caller's context
 
 

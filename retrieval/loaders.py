@@ -423,6 +423,7 @@ def _render_pages(path: Path, scanned: list[bool]) -> tuple[dict, dict]:
 
 
 DRAWN_PATHS = 12  # a page with at least this many drawn shapes (bars, axes, table rules) is a picture too
+DRAWN_OBJECTS = 10_000  # at most this many of a page's objects are looked at for them
 
 
 def _drawn(page) -> bool:
@@ -430,19 +431,25 @@ def _drawn(page) -> bool:
     those inside included graphics (form XObjects, as a LaTeX figure from a PDF file is) too."""
     import pypdfium2.raw as pdfium_c
 
-    paths = 0
-    pending = [pdfium_c.FPDFPage_GetObject(page.raw, i) for i in range(pdfium_c.FPDFPage_CountObjects(page.raw))]
-    seen = 0
-    while pending and seen < 10_000:  # a page of hostile depth or size stops being looked at
-        item, seen = pending.pop(), seen + 1
+    paths, budget = 0, DRAWN_OBJECTS  # a page of hostile size or depth stops being looked at
+
+    def children(count: int, get) -> list:
+        nonlocal budget
+        take = max(0, min(count, budget))
+        budget -= take
+        return [get(j) for j in range(take)]
+
+    pending = children(pdfium_c.FPDFPage_CountObjects(page.raw), lambda j: pdfium_c.FPDFPage_GetObject(page.raw, j))
+    while pending:
+        item = pending.pop()
         kind = pdfium_c.FPDFPageObj_GetType(item)
         if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
             paths += 1
             if paths >= DRAWN_PATHS:
                 return True
         elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-            inside = pdfium_c.FPDFFormObj_CountObjects(item)
-            pending.extend(pdfium_c.FPDFFormObj_GetObject(item, j) for j in range(max(inside, 0)))
+            pending += children(pdfium_c.FPDFFormObj_CountObjects(item),
+                                lambda j, form=item: pdfium_c.FPDFFormObj_GetObject(form, j))
     return False
 
 

@@ -17,7 +17,7 @@ MIN_CONFIDENCE = 0.6
 
 
 @lru_cache(maxsize=2)
-def _engine(threads: int = 0):
+def _engine(threads: int):
     """RapidOCR's engine; its ONNX sessions on ``threads`` threads (0: onnxruntime's choice, one a core)."""
     from rapidocr_onnxruntime import RapidOCR
 
@@ -146,8 +146,8 @@ def text_boxes(image: Image) -> list[tuple[int, int, int, int]]:
         picture = picture.copy()
         picture.thumbnail((BLACKOUT_MAX_SIDE, BLACKOUT_MAX_SIDE))
     # thresholds given per call: read_layout's call sets the engine's defaults back
-    result, _ = _engine()(np.asarray(picture)[:, :, ::-1], use_det=True, use_cls=False, use_rec=False,
-                          box_thresh=0.3, unclip_ratio=2.0)
+    result, _ = _engine(0)(np.asarray(picture)[:, :, ::-1], use_det=True, use_cls=False, use_rec=False,
+                           box_thresh=0.3, unclip_ratio=2.0)
     boxes = []
     for box in result or []:
         points = box[0] if len(box) and isinstance(box[0][0], (list, tuple)) else box
