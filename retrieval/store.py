@@ -245,8 +245,12 @@ class KnowledgeBase:
         if len(names) != len(files):
             raise ValueError("give one source name per path")
         reports: list[IngestReport] = []
-        ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, lambda i: self._reported(
-            files[i], _source(files[i], names[i]), lambda: self._read(files[i], _source(files[i], names[i]), _silent)))
+
+        def read(i: int) -> IngestReport | _Read:  # in the read-ahead thread
+            path, source = files[i], _source(files[i], names[i])
+            return self._reported(path, source, lambda: self._read(path, source, _silent))
+
+        ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, read)
         storing: tuple[Future, _Embedded] | None = None  # the file before, stored while this one is embedded
         pending: _Embedded | None = None  # embedded, not yet handed to the writer
         try:
@@ -296,7 +300,7 @@ class KnowledgeBase:
                progress: Callable[[str], None] | None = None) -> IngestReport:
         """Ingest one file. A failure is reported, never raised, so a batch goes on."""
         path = Path(path)
-        source = source or str(path.resolve())
+        source = _source(path, source)
         stage = progress or _silent
         return self._reported(path, source, lambda: self._finish(self._read(path, source, stage), stage))
 
