@@ -78,9 +78,12 @@ _PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:|~)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?"
 
 def detail(exc: BaseException, name: str) -> str:
     """An exception's first line for a user: folders removed, the file called "the file" (its name is
-    already at the start of the message), at most 160 characters."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
+    already at the start of the message), at most 160 characters. A message that holds a traceback (some
+    libraries wrap one in their exception) is given by its last line, the error itself."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        lines = lines[-1:]
+    text = lines[0].strip() if lines else type(exc).__name__
 
     def short(match: re.Match) -> str:
         base = re.split(r"[\\/]", match.group(0).rstrip("\\/"))[-1]

@@ -9,11 +9,13 @@ workers, so a chat's OCR does not wait behind a long PDF being ingested.
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
 import queue
+import signal
 import socket
+import subprocess
 import sys
 import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from retrieval.errors import RetrievalError, UnreadableFileError, detail, named
@@ -32,16 +34,34 @@ def _no_network(event: str, args: tuple) -> None:
         raise PermissionError("the parse worker does not look up network names")
 
 
+# The worker is a fresh interpreter that imports this module and nothing of the application: started the
+# way multiprocessing's spawn starts a process, it would import the parent's main script again, and a
+# script that builds the app when imported (``app.py``, a Space's entry point) was built again in each
+# worker, its models included, before the worker's memory ceiling was set (OCR then failed in it: bad_alloc).
+_BOOT = "import sys; sys.path.insert(0, sys.argv[3]); from retrieval.worker import _main; _main()"
+_ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds the ``retrieval`` package
+
+
+def _main() -> None:
+    """The worker process: ``python -c _BOOT FD MEMORY_BYTES ROOT``; it serves the connection on FD."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the parent's to handle
+    _serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
+
+
 def _serve(conn, memory_bytes: int) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     sys.addaudithook(_no_network)
+    try:
+        _answer(conn, memory_bytes)
+    except (EOFError, OSError):  # the application closed the connection or exited: nothing to answer
+        return
+
+
+def _answer(conn, memory_bytes: int) -> None:
     while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
+        job = conn.recv()
         if job is None:
             return
         request, kind, payload, options, name = job
@@ -59,12 +79,15 @@ def _serve(conn, memory_bytes: int) -> None:
                 conn.send((request, "ok", read if options == "layout" else [text for text, _ in read]))
         except RetrievalError as exc:
             conn.send((request, "error", type(exc).__name__, str(exc)))
-        except MemoryError:
-            conn.send((request, "error", "UnreadableFileError", named(name, f"reading it needed more memory "
-                       f"than the {memory_bytes / 2**30:.0f} GiB allowed")))
         except Exception as exc:  # noqa: BLE001  a parser bug on one file must not stop the batch
-            conn.send((request, "error", "UnreadableFileError", named(name, f"could not be read "
-                       f"({type(exc).__name__}: {detail(exc, name)})")))
+            conn.send((request, "error", "UnreadableFileError", failure(exc, name, memory_bytes)))
+
+
+def failure(exc: Exception, name: str, memory_bytes: int) -> str:
+    """What the user is told of a file the worker failed on (not a RetrievalError, which says it itself)."""
+    if isinstance(exc, MemoryError) or "bad_alloc" in str(exc):  # Python's, or a C++ library's (onnxruntime)
+        return named(name, f"reading it needed more memory than the {memory_bytes / 2**30:.0f} GiB allowed")
+    return named(name, f"could not be read ({type(exc).__name__}: {detail(exc, name)})")
 
 
 class ParseWorker:
@@ -114,30 +137,40 @@ class ParseWorker:
 
     def close(self) -> None:
         with self._lock:
-            if self._process is not None and self._process.is_alive():
+            if self._process is not None and self._process.poll() is None:
                 try:
                     self._conn.send(None)
-                except (BrokenPipeError, OSError):
+                    self._process.wait(2)
+                except (OSError, subprocess.TimeoutExpired):
                     pass
-                self._process.join(2)
             self._kill()
 
     def _ensure(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             return
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self.memory_bytes), daemon=True,
-                                    name="parse-worker")
-        self._process.start()
-        child.close()
-        self._conn = parent
+        self._kill()
+        parent, child = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, str(child.fileno()), str(self.memory_bytes), _ROOT],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._conn = Connection(parent.detach())
 
     def _kill(self) -> None:
         if self._process is not None:
-            if self._process.is_alive():
+            if self._process.poll() is None:
                 self._process.kill()
-            self._process.join(5)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:  # unkillable for now (stuck in the kernel): let it go
+                pass
+        if self._conn is not None:
+            self._conn.close()
         self._process, self._conn = None, None
 
 

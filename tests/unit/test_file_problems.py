@@ -112,3 +112,14 @@ def test_the_cli_names_each_file_once(folder, ingested):
 def test_exception_details_lose_their_folders():
     exc = OSError(f"cannot identify image file '/tmp/gradio/{'ab' * 20}/scan.png' (see /var/log/x.log)")
     assert detail(exc, "scan.png") == "cannot identify image file 'the file' (see x.log)"
+
+
+def test_a_traceback_inside_an_exception_is_given_by_its_error():
+    """rapidocr wraps onnxruntime's traceback in its ONNXRuntimeError: the user saw "Traceback (most recent
+    call last):" as the reason a file could not be read."""
+    exc = RuntimeError('Traceback (most recent call last):\n  File "/srv/app/.venv/lib/engine.py", line 196, in '
+                       '__call__\n    return self.session.run()\nRuntimeException: [ONNXRuntimeError] : 6 : '
+                       'RUNTIME_EXCEPTION : could not run node Conv_12\n')
+    text = detail(exc, "scan.png")
+    assert text == "RuntimeException: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : could not run node Conv_12"
+    assert "Traceback" not in text and "/srv" not in text

@@ -1,0 +1,117 @@
+"""The parse worker is a process of its own that starts from ``retrieval.worker`` alone, whatever script
+the application was started with."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from retrieval.errors import UnreadableFileError
+from retrieval.worker import ParseWorker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_worker_does_not_run_the_entry_script_again(tmp_path):
+    """``app.py`` (a Space's entry point) builds the whole app when it is imported. A worker started the
+    way ``multiprocessing``'s spawn does imports the parent's main script again, so each parse worker
+    built a second app (models included) before its memory ceiling was set, and OCR then failed in it for
+    want of memory. A script that marks each import of itself shows whether that happens."""
+    marks = tmp_path / "imported"
+    note = tmp_path / "note.md"
+    note.write_text("# Minutes\n\nThe committee approved the budget.")
+    script = tmp_path / "entry.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        with open({str(marks)!r}, "a") as f:
+            f.write(str(os.getpid()) + "\\n")
+
+        from pathlib import Path
+        from retrieval.worker import ParseWorker
+
+        if __name__ == "__main__":
+            worker = ParseWorker(timeout=60)
+            try:
+                parsed = worker.parse(Path({str(note)!r}))
+                print(parsed.passages[0].text)
+            finally:
+                worker.close()
+    """))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "committee approved the budget" in result.stdout
+    assert len(marks.read_text().split()) == 1, \
+        f"the entry script ran {len(marks.read_text().split())} times"
+
+
+def test_out_of_memory_in_a_library_is_named_as_such():
+    """onnxruntime reports running out of the worker's memory as std::bad_alloc inside a wrapped traceback."""
+    from retrieval.worker import failure
+
+    wrapped = RuntimeError("Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeException: "
+                           "[ONNXRuntimeError] : 6 : Status Message: std::bad_alloc")
+    assert failure(wrapped, "scan.pdf", 4 * 2**30) == ("scan.pdf: reading it needed more memory than the "
+                                                        "4 GiB allowed")
+    assert failure(MemoryError(), "scan.pdf", 3 * 2**30).endswith("than the 3 GiB allowed")
+    assert failure(ValueError("bad xref at /tmp/u/scan.pdf"), "scan.pdf", 2**30) == \
+        "scan.pdf: could not be read (ValueError: bad xref at the file)"
+
+
+@pytest.fixture
+def note(tmp_path):
+    path = tmp_path / "note.md"
+    path.write_text("# Minutes\n\nThe committee approved the budget.")
+    return path
+
+
+def _pid(worker: ParseWorker) -> int:
+    return worker._process.pid
+
+
+def test_a_hung_worker_is_stopped_and_the_next_file_gets_a_new_one(note):
+    worker = ParseWorker(timeout=60)
+    try:
+        worker.parse(note)  # started under the long time-out: a busy machine may start it slowly
+        hung = _pid(worker)
+        os.kill(hung, signal.SIGSTOP)  # a parser stuck in a loop, as far as the application can tell
+        worker.timeout = 1
+        with pytest.raises(UnreadableFileError, match="note.md: reading it took longer than 1 s and was stopped"):
+            worker.parse(note)
+        assert not Path(f"/proc/{hung}").exists()  # killed and reaped, not left stopped
+        worker.timeout = 60
+        assert "committee approved" in worker.parse(note).passages[0].text
+        assert _pid(worker) != hung
+    finally:
+        worker.close()
+
+
+def test_a_worker_that_dies_during_a_file_fails_that_file_only(note):
+    worker = ParseWorker(timeout=60)
+    try:
+        worker.parse(note)
+        dying = _pid(worker)
+        os.kill(dying, signal.SIGSTOP)  # the request is sent to a stopped worker, which is then killed
+        threading.Timer(0.5, os.kill, (dying, signal.SIGKILL)).start()
+        with pytest.raises(UnreadableFileError, match="note.md: the parser stopped on this file"):
+            worker.parse(note)
+        assert "committee approved" in worker.parse(note).passages[0].text
+        assert _pid(worker) != dying
+    finally:
+        worker.close()
+
+
+def test_closing_ends_the_worker_process(note):
+    worker = ParseWorker()
+    worker.parse(note)
+    pid = _pid(worker)
+    worker.close()
+    assert worker._process is None and not Path(f"/proc/{pid}").exists()
