@@ -278,7 +278,7 @@ class SharedParser(Ready):
         pool = self.pool
 
         class Borrowed:
-            parse, ocr = pool.parse, pool.ocr
+            parse, ocr, lanes = pool.parse, pool.ocr, pool.lanes
 
             def close(self) -> None:
                 pass

@@ -365,16 +365,18 @@ def parse_pdf(path: Path, options: ParseOptions) -> Parsed:
                                   "(ASSISTANT_RETRIEVAL__MAX_PAGES)")
     parsed = Parsed(kind="pdf")
     texts = [_page_text(page) for page in reader.pages]
-    renders, layouts = _render_pages(path, [options.ocr and not text.strip() for text in texts])
+    scanned = [options.ocr and not text.strip() for text in texts]
+    renders, layouts = _render_pages(path, scanned)
     for number, (page, text) in enumerate(zip(reader.pages, texts), start=1):
         render = renders.get(number)
         if render is not None:
             parsed.pictures.append(Picture(render, f"page {number}", "page", page=number))
-            if not text.strip() and options.ocr:  # a scanned page: its text is read by OCR
+            if scanned[number - 1]:  # a scanned page: its text is read by OCR
                 parsed.ocr_requests.append(Picture(render, f"page {number}", "page", page=number))
         if text.strip():
             parsed.passages.append(Passage(text, f"page {number}", page=number, layout=layouts.get(number)))
-        parsed.pictures.extend(_pdf_figures(page, number, path.name))
+        if not (scanned[number - 1] and render is not None):  # a scan's image is its page, not a figure of it
+            parsed.pictures.extend(_pdf_figures(page, number, path.name))
     if not parsed.passages and not parsed.pictures:
         raise UnreadableFileError(f"{path.name}: the PDF has no text and no pages that render")
     return parsed

@@ -332,8 +332,28 @@ class KnowledgeBase:
         read_by_ocr = bool(parsed.ocr_requests)
         if read_by_ocr:
             stage("OCR")
-            parsed.apply_ocr(self.parser.ocr([r.image for r in parsed.ocr_requests], path.name, layout=True))
+            parsed.apply_ocr(self._read_pages(parsed.ocr_requests, path.name))
         return _Read(path, source, doc_id, parsed, read_by_ocr)
+
+    def _read_pages(self, requests: list, name: str) -> list:
+        """The text (and layout) of each scanned page, a request a page: each page gets the worker's time-out
+        (one request for a whole scan stopped any longer than about 40 full pages, OCR reading one in about
+        3 s on a core) and a page at a time travels to a worker, not the whole scan at once. A parser with
+        several workers reads as many pages at once as there are workers and cores; between two pages a
+        chat's query image gets a worker."""
+        def read(request) -> tuple:
+            return self.parser.ocr([request.image], name, layout=True)[0]
+
+        lanes = min(getattr(self.parser, "lanes", 1), len(requests), len(os.sched_getaffinity(0)))
+        if lanes <= 1:
+            return [read(request) for request in requests]
+        with ThreadPoolExecutor(lanes, thread_name_prefix="kb-ocr") as pages:
+            futures = [pages.submit(contextvars.copy_context().run, read, request) for request in requests]
+            try:
+                return [future.result() for future in futures]
+            finally:  # a page that failed fails the file: the pages not yet begun are not read
+                for future in futures:
+                    future.cancel()
 
     def _finish(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport:
         """Embed without the write lock; then store under it, checking again what another thread may have

@@ -181,6 +181,7 @@ class ParsePool:
 
     def __init__(self, size: int = 2, **worker_options):
         self.workers = [ParseWorker(**worker_options) for _ in range(max(size, 1))]
+        self.lanes = len(self.workers)  # requests it serves at once (a scan's pages are read that many at once)
         self._idle: queue.LifoQueue[ParseWorker] = queue.LifoQueue()
         for worker in self.workers:
             self._idle.put(worker)

@@ -115,3 +115,71 @@ def test_closing_ends_the_worker_process(note):
     pid = _pid(worker)
     worker.close()
     assert worker._process is None and not Path(f"/proc/{pid}").exists()
+
+
+class _Recording(ParseWorker):
+    """The real worker, counting the images of each OCR request."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.ocr_sizes: list[int] = []
+
+    def ocr(self, images, name, *, layout=False):
+        self.ocr_sizes.append(len(images))
+        return super().ocr(images, name, layout=layout)
+
+
+def test_a_scan_is_read_a_page_a_request(tmp_path):
+    """Each scanned page is its own OCR request, under the worker's time-out: one request for a whole scan
+    stopped any scan longer than about 40 full pages (3 s a page on a core) at the 120 s time-out."""
+    from retrieval.store import KnowledgeBase
+    from tests.helpers.documents import text_image
+    from tests.helpers.fakes import HashingEmbedder
+
+    pages = [text_image(f"Ward {ward} discharge summary", size=(900, 1270)) for ward in ("north", "east", "south")]
+    pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=100)
+    parser = _Recording(timeout=60)
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), parser=parser)
+    try:
+        report = kb.ingest(tmp_path / "scan.pdf")
+        assert report.status == "added", report.error
+        assert parser.ocr_sizes == [1, 1, 1]
+        for ward, page in (("north", 1), ("east", 2), ("south", 3)):
+            hit = kb.search(f"{ward} ward discharge", k=1)[0]
+            assert hit.chunk.locator == f"page {page}" and ward in hit.chunk.text.lower()
+    finally:
+        kb.close()
+
+
+def test_a_pool_reads_a_scans_pages_side_by_side(tmp_path):
+    """With two workers (the app's pool) and two cores, two pages are read at once."""
+    from retrieval.store import KnowledgeBase
+    from retrieval.worker import ParsePool
+    from tests.helpers.documents import text_image
+    from tests.helpers.fakes import HashingEmbedder
+
+    class Counting(ParsePool):
+        def __init__(self):
+            super().__init__(size=2, timeout=60)
+            self.in_flight, self.most, self._count = 0, 0, threading.Lock()
+
+        def ocr(self, images, name, *, layout=False):
+            with self._count:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            try:
+                return super().ocr(images, name, layout=layout)
+            finally:
+                with self._count:
+                    self.in_flight -= 1
+
+    pages = [text_image(f"Invoice {n} total {n * 7} EUR", size=(900, 1270)) for n in range(1, 5)]
+    pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=100)
+    pool = Counting()
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), parser=pool)
+    try:
+        assert kb.ingest(tmp_path / "scan.pdf").status == "added"
+        assert pool.most == min(2, len(os.sched_getaffinity(0)))
+        assert [h.chunk.locator for h in kb.search("invoice 3 total 21 EUR", k=1)] == ["page 3"]
+    finally:
+        kb.close()

@@ -21,6 +21,9 @@ def test_pdf_text_pages_figure_and_scanned_page(tmp_path):
     assert [p.locator for p in parsed.pictures if p.kind == "page"] == ["page 1", "page 2", "page 3"]
     assert any(p.kind == "figure" and p.page == 2 for p in parsed.pictures)
     assert [r.locator for r in parsed.ocr_requests] == ["page 3"]  # no text layer: OCR reads it
+    # the scan's image is the page, shown by its render: not a second picture ("page 3 · figure 1") with
+    # the same content, found twice by an image search and held twice in memory
+    assert [p.kind for p in parsed.pictures if p.page == 3] == ["page"]
     parsed.apply_ocr([read_text(r.image) for r in parsed.ocr_requests])
     scanned = parsed.passages[-1]
     assert scanned.page == 3 and "42" in scanned.text and "invoice" in scanned.text.lower()
