@@ -71,7 +71,7 @@ def ingest_rate(root: Path, embedder, parser) -> dict:
         now = time.perf_counter()
         if mark["stage"]:
             stages[mark["stage"]] = stages.get(mark["stage"], 0.0) + now - mark["t"]
-        mark["stage"] = text.rsplit(": ", 1)[-1] if ": " in text else None
+        mark["stage"] = text.rsplit(": ", 1)[-1].split(",")[0] if ": " in text else None  # "OCR, page 3 of 9"
         mark["t"] = now
 
     kb = KnowledgeBase.open(root / "data", None, text_embedder=embedder, parser=parser.borrowed())

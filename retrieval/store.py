@@ -246,9 +246,9 @@ class KnowledgeBase:
             raise ValueError("give one source name per path")
         reports: list[IngestReport] = []
 
-        def read(i: int) -> IngestReport | _Read:  # in the read-ahead thread
+        def read(i: int, note: Callable[[object], None]) -> IngestReport | _Read:  # in the read-ahead thread
             path, source = files[i], _source(files[i], names[i])
-            return self._reported(path, source, lambda: self._read(path, source, _silent))
+            return self._reported(path, source, lambda: self._read(path, source, _silent, pages=note))
 
         ahead = _ReadAhead(self._ahead, len(files), READ_AHEAD_BYTES, read)
         storing: tuple[Future, _Embedded] | None = None  # the file before, stored while this one is embedded
@@ -256,11 +256,18 @@ class KnowledgeBase:
         try:
             for i, path in enumerate(files):
                 step = _stepper(progress, i, len(files), names[i] or path.name) or _silent
-                got = ahead.take(i)
+                told: list = []  # a scan's pages read, told while they are read (45 pages take a minute)
+
+                def pages(read: tuple[int, int], step=step, told=told) -> None:
+                    told.append(read)
+                    step("OCR", read)
+
+                got = ahead.take(i, pages if progress else None)
                 if isinstance(got, _Read):  # its parse and OCR are done: told now, in this thread
-                    step("parse")
-                    if got.read_by_ocr:
-                        step("OCR")
+                    if not told:
+                        step("parse")
+                        if got.read_by_ocr:
+                            step("OCR")
                     embed = lambda got=got, step=step: self._reported(path, got.source,  # noqa: E731
                                                                        lambda: self._embedded(got, step))
                     # while the next file is parsed beside it, embedded with a core left to the parse
@@ -320,9 +327,10 @@ class KnowledgeBase:
             return IngestReport(source=source, status="failed",
                                 error=f"{path.name}: {exc.strerror or exc}")
 
-    def _read(self, path: Path, source: str, stage: Callable[[str], None]) -> IngestReport | _Read:
+    def _read(self, path: Path, source: str, stage: Callable[[str], None],
+              pages: Callable[[tuple[int, int]], None] | None = None) -> IngestReport | _Read:
         """Parse and OCR, without the write lock (searches and other ingests go on); a file already stored
-        as it is needs neither."""
+        as it is needs neither. ``pages`` is told (pages read, pages) as a scan's pages are read."""
         doc_id = file_digest(path)
         if (report := self._unchanged(doc_id, source)) is not None:
             return report
@@ -332,17 +340,24 @@ class KnowledgeBase:
         read_by_ocr = bool(parsed.ocr_requests)
         if read_by_ocr:
             stage("OCR")
-            parsed.apply_ocr(self._read_pages(parsed.ocr_requests, path.name))
+            parsed.apply_ocr(self._read_pages(parsed.ocr_requests, path.name, pages))
         return _Read(path, source, doc_id, parsed, read_by_ocr)
 
-    def _read_pages(self, requests: list, name: str) -> list:
+    def _read_pages(self, requests: list, name: str, told: Callable[[tuple[int, int]], None] | None) -> list:
         """The text (and layout) of each scanned page, a request a page: each page gets the worker's time-out
         (one request for a whole scan stopped any longer than about 40 full pages, OCR reading one in about
         3 s on a core) and a page at a time travels to a worker, not the whole scan at once. A parser with
         several workers reads as many pages at once as there are workers and cores; between two pages a
         chat's query image gets a worker."""
+        done = iter(range(1, len(requests) + 1))
+        counting = threading.Lock()
+
         def read(request) -> tuple:
-            return self.parser.ocr([request.image], name, layout=True)[0]
+            text = self.parser.ocr([request.image], name, layout=True)[0]
+            if told is not None and len(requests) > 1:
+                with counting:
+                    told((next(done), len(requests)))
+            return text
 
         lanes = min(getattr(self.parser, "lanes", 1), len(requests), len(os.sched_getaffinity(0)))
         if lanes <= 1:
@@ -636,6 +651,7 @@ class _ReadAhead:
         self._executor, self._count, self._budget, self._read = executor, count, budget, read
         self._results: list[Future] = [Future() for _ in range(count)]
         self._held: dict[int, int] = {}  # bytes of each file read and waiting to be embedded
+        self._notes: dict[int, object] = {}  # what each read last said of itself (a scan's pages read)
         self._next = 0
         self._busy = self._stopped = False
         self._lock = threading.Lock()
@@ -646,14 +662,23 @@ class _ReadAhead:
         with self._lock:
             return self._busy
 
-    def take(self, i: int):
+    def take(self, i: int, waiting: Callable[[object], None] | None = None):
         """File ``i``'s read, waited for (its report, or what to embed); a failure that stops the batch is
-        raised; cancelled if the knowledge base closed meanwhile. Once taken, the next file may begin."""
+        raised; cancelled if the knowledge base closed meanwhile. Once taken, the next file may begin.
+        While it is waited for, ``waiting`` is told, in this thread, what the read last noted of itself."""
+        result, told = self._results[i], None
         try:
-            return self._results[i].result()
+            while waiting is not None and not futures_wait([result], timeout=0.25).done:
+                with self._lock:
+                    note = self._notes.get(i)
+                if note is not None and note != told:
+                    waiting(note)
+                    told = note
+            return result.result()
         finally:
             with self._lock:
                 self._held.pop(i, None)
+                self._notes.pop(i, None)
             self._pump()
 
     def stop(self) -> None:
@@ -679,7 +704,7 @@ class _ReadAhead:
         result = self._results[i]
         if result.set_running_or_notify_cancel():
             try:
-                got = self._read(i)
+                got = self._read(i, lambda note: self._note(i, note))
                 held = _held_bytes(got)
             except BaseException as exc:  # noqa: BLE001  handed to the batch's thread, which raises it
                 result.set_exception(exc)
@@ -690,6 +715,10 @@ class _ReadAhead:
         with self._lock:
             self._busy = False
         self._pump()
+
+    def _note(self, i: int, note: object) -> None:
+        with self._lock:
+            self._notes[i] = note
 
 
 def _held_bytes(got) -> int:
@@ -705,7 +734,7 @@ def _source(path: Path, name: str | None) -> str:
     return name or str(path.resolve())
 
 
-def _silent(stage: str) -> None:
+def _silent(*stage) -> None:
     """No one to tell the stages to."""
 
 
@@ -769,8 +798,14 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 def _stepper(progress: Progress | None, index: int, total: int, name: str) -> Callable[[str], None] | None:
     if progress is None:
         return None
-    return lambda stage: progress((index + STAGES.index(stage) / len(STAGES)) / max(total, 1),
-                                  f"{name} ({index + 1}/{total}): {stage}")
+
+    def step(stage: str, pages: tuple[int, int] | None = None) -> None:
+        """A stage begun; of OCR, also (pages read, pages) while a scan's pages are read."""
+        part = STAGES.index(stage) + (pages[0] / pages[1] if pages else 0.0)
+        detail = f", page {pages[0]} of {pages[1]}" if pages else ""
+        progress((index + part / len(STAGES)) / max(total, 1), f"{name} ({index + 1}/{total}): {stage}{detail}")
+
+    return step
 
 
 def _vectors(**spaces) -> dict:

@@ -8,8 +8,8 @@ workers, so a chat's OCR does not wait behind a long PDF being ingested.
 
 from __future__ import annotations
 
+import collections
 import itertools
-import queue
 import signal
 import socket
 import subprocess
@@ -177,14 +177,18 @@ class ParseWorker:
 class ParsePool:
     """Several ``ParseWorker`` processes; each request takes the idle one used last (started on first use),
     so files read one after another keep one warm worker (its libraries and OCR models loaded) and a second
-    starts only when two requests meet (a chat's OCR during an ingest)."""
+    starts only when two requests meet (a chat's OCR during an ingest).
+
+    Requests that wait are served in the order they came: a scan's pages take every worker in turn, and a
+    chat's query image waits for one page, not for the scan (a thread that hands a worker back and asks again
+    at once would otherwise get it before a thread that has waited, which wakes later)."""
 
     def __init__(self, size: int = 2, **worker_options):
         self.workers = [ParseWorker(**worker_options) for _ in range(max(size, 1))]
         self.lanes = len(self.workers)  # requests it serves at once (a scan's pages are read that many at once)
-        self._idle: queue.LifoQueue[ParseWorker] = queue.LifoQueue()
-        for worker in self.workers:
-            self._idle.put(worker)
+        self._idle = list(reversed(self.workers))  # the last one handed back at the end
+        self._queue: collections.deque = collections.deque()  # the requests waiting, in order
+        self._turn = threading.Condition()
 
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return self._with_worker(lambda w: w.parse(path, options))
@@ -193,11 +197,21 @@ class ParsePool:
         return self._with_worker(lambda w: w.ocr(images, name, layout=layout)) if images else []
 
     def _with_worker(self, call):
-        worker = self._idle.get()
+        ticket = object()
+        with self._turn:
+            self._queue.append(ticket)
+            try:
+                self._turn.wait_for(lambda: self._idle and self._queue[0] is ticket)
+            finally:
+                self._queue.remove(ticket)
+                self._turn.notify_all()  # the next in line may take another idle worker
+            worker = self._idle.pop()
         try:
             return call(worker)
         finally:
-            self._idle.put(worker)
+            with self._turn:
+                self._idle.append(worker)
+                self._turn.notify_all()
 
     def close(self) -> None:
         for worker in self.workers:

@@ -183,3 +183,58 @@ def test_a_pool_reads_a_scans_pages_side_by_side(tmp_path):
         assert [h.chunk.locator for h in kb.search("invoice 3 total 21 EUR", k=1)] == ["page 3"]
     finally:
         kb.close()
+
+
+def test_a_batch_tells_a_scans_pages_as_they_are_read(tmp_path):
+    """The progress of a batch says which page of a scan is being read, and never goes back."""
+    from retrieval.store import KnowledgeBase
+    from retrieval.worker import ParsePool
+    from tests.helpers.documents import text_image
+    from tests.helpers.fakes import HashingEmbedder
+
+    pages = [text_image(f"Clinic letter {n}", size=(900, 1270)) for n in range(1, 6)]
+    pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=100)
+    (tmp_path / "note.md").write_text("# Note\n\nA line of text.")
+    told: list[tuple[float, str]] = []
+    kb = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), parser=ParsePool(size=2, timeout=60))
+    try:
+        reports = kb.ingest_paths([tmp_path / "scan.pdf", tmp_path / "note.md"],
+                                  progress=lambda fraction, text: told.append((fraction, text)))
+        assert [r.status for r in reports] == ["added", "added"]
+    finally:
+        kb.close()
+    texts = [text for _, text in told]
+    assert any(text.startswith("scan.pdf (1/2): OCR, page ") and text.endswith(" of 5") for text in texts), texts
+    assert "scan.pdf (1/2): store" in texts and "note.md (2/2): parse" in texts and texts[-1] == "done"
+    fractions = [fraction for fraction, _ in told]
+    assert fractions == sorted(fractions), told
+
+
+def test_a_query_waits_for_one_page_of_a_scan_not_for_the_scan():
+    """The pool serves waiting requests in order: a thread reading a scan page after page hands its worker
+    back and asks again at once, and took it again before a chat's request that had waited (it wakes later),
+    so the chat waited for the whole scan."""
+    import time
+
+    from retrieval.worker import ParsePool
+
+    pool = ParsePool(size=1)  # the requests below never start a process: only the order is looked at
+    served: list[str] = []
+    reading = threading.Event()
+
+    def page(n: int) -> None:
+        reading.set()
+        time.sleep(0.05)
+        served.append(f"page {n}")
+
+    def scan() -> None:
+        for n in range(1, 13):
+            pool._with_worker(lambda worker, n=n: page(n))
+
+    reader = threading.Thread(target=scan)
+    reader.start()
+    reading.wait()
+    pool._with_worker(lambda worker: served.append("query"))
+    reader.join()
+    assert served.index("query") <= 2, served
+    assert [s for s in served if s != "query"] == [f"page {n}" for n in range(1, 13)]
