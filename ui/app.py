@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -897,10 +898,17 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
                    auth_message="Sign in with the name and password your administrator gave you. "
                                 "请使用管理员提供的用户名和密码登录。")
     options.update(kwargs)
-    result = app.queue(default_concurrency_limit=1).launch(**options)
+    # Gradio's launch blocks a script's main thread until the server stops: what must hold while it serves
+    # (the examples' files public, the reaper of anonymous workspaces) is set up before the thread blocks,
+    # not after the server stopped (under ``python -m ui`` and on a Space the examples were refused and idle
+    # visitors' workspaces were never deleted; tests launch without blocking and did not see it)
+    blocks = not options.get("prevent_thread_lock") and not bool(getattr(sys, "ps1", sys.flags.interactive))
+    result = app.queue(default_concurrency_limit=1).launch(**{**options, "prevent_thread_lock": True})
     gate.public_files.update(public_files(app.config or {}, gradio_cache()))
     if settings.auth.mode == "anonymous":
         start_reaper(ui.workspaces, gate, settings.auth.idle_minutes * 60)
+    if blocks:
+        app.block_thread()  # until Ctrl-C or SIGTERM (``stop_on_sigterm``), as Gradio's launch does
     return result
 
 

@@ -69,6 +69,27 @@ def answers(url: str) -> bool:
         return False
 
 
+def example_images(port: int) -> list[str]:
+    """The URLs of the images the page's config shows (the chat's examples)."""
+    import json
+
+    config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10).read())
+    found: list[str] = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if str(value.get("path", "")).endswith(".png") and "/file=" in str(value.get("url", "")):
+                found.append(value["url"])
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(config)
+    return [url if url.startswith("http") else f"http://127.0.0.1:{port}{url}" for url in found]
+
+
 def test_the_cli_reads_beside_the_app_and_sigterm_closes_the_app_cleanly(env, tmp_path):
     data = tmp_path / "data"
     note = tmp_path / "invoice.txt"
@@ -83,6 +104,10 @@ def test_the_cli_reads_beside_the_app_and_sigterm_closes_the_app_cleanly(env, tm
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), "the app did not start", app, log)
         wait_until(lambda: lock_is_held(data), "the app did not open the knowledge base", app, log)
+        # the chat's example images are served to the page (they were refused while the app served: the
+        # files were made public only after Gradio's blocking launch returned, at shutdown)
+        examples = example_images(port)
+        assert examples and all(answers(url) for url in examples), examples
 
         listing = cli(env, "docs")
         assert listing.returncode == 0 and "1 documents" in listing.stdout and "invoice.txt" in listing.stdout
