@@ -209,6 +209,7 @@ def sources_data(sources: tuple[Source, ...], cited: tuple[int, ...] = ()) -> li
 
 
 SOURCES_CSS = """
+#kb-report:has(.wrap:not(.hide)) { min-height: 64px; }  /* an upload's progress, shown in the report's place */
 .sources { display: flex; flex-direction: column; gap: 6px; }
 .sources details.source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
 .sources details.source.cited { border-color: var(--color-accent); box-shadow: 0 0 0 1px var(--color-accent); }
