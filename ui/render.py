@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from assistant.loading import LoadStatus
 from assistant.pipeline import Source
+from retrieval.types import view_of
 
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -104,7 +105,9 @@ def _card(s: Source, cited: tuple[int, ...] | None, *, opened: bool = False) -> 
         thumb = f'<img class="thumb" src="{url}" alt="{name}" loading="lazy"{focus}>'
         marks = "".join(f'<i class="region" style="left:{left:.2%};top:{top:.2%};width:{right - left:.2%};'
                         f'height:{bottom - top:.2%}"></i>' for left, top, right, bottom in regions)
-        large = f'<span class="page-view"><img class="large" src="{url}" alt="{name}">{marks}</span>'
+        view = view_of(s.thumbnail)  # the opened card shows the page as the model is shown it (a scan readable)
+        big = html.escape(thumbnail_url(str(view))) if view.is_file() else url
+        large = f'<span class="page-view"><img class="large" src="{big}" alt="{name}" loading="lazy">{marks}</span>'
     else:
         thumb, large = '<div class="thumb text-thumb">¶</div>', ""
     body = f'<blockquote>{text}</blockquote>' if text and (s.kind == "text" or opened) else ""

@@ -91,3 +91,14 @@ def test_an_answer_shows_its_image_agreement_and_the_flag_when_low():
     assert "图文一致度 0.41" in zh and "此回答可能与图片不符。" in zh and "您的图片 1：0.96" in zh
     for none in (None, {**good, "score": None, "reason": "no images"}):
         assert render.answer_markdown("Hello.", 0, consistency=none) == "Hello."
+
+
+def test_an_opened_card_shows_the_pictures_view_when_it_has_one(tmp_path):
+    """The small picture is the 384-px thumbnail; the opened card shows the view kept beside it (a scanned
+    page as the model sees it, readable), through the same owner-checked route, by file name only."""
+    (tmp_path / "7.jpg").write_bytes(b"thumbnail")
+    (tmp_path / "7.view.jpg").write_bytes(b"view")
+    with_view = render.sources_html((source(1, "scan", "page", str(tmp_path / "7.jpg"), "scan.pdf"),))
+    assert 'class="thumb" src="files/kb/7.jpg"' in with_view and 'class="large" src="files/kb/7.view.jpg"' in with_view
+    without = render.sources_html((source(2, "fig", "figure", str(tmp_path / "8.jpg"), "report.pdf"),))
+    assert 'class="large" src="files/kb/8.jpg"' in without and str(tmp_path) not in with_view + without
