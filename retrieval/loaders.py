@@ -436,7 +436,9 @@ def _gray_if_gray(image: Image) -> Image:
     from PIL import ImageChops
 
     red, green, blue = image.split()
-    spread = ImageChops.lighter(ImageChops.difference(red, green), ImageChops.difference(green, blue))
+    spread = ImageChops.lighter(ImageChops.lighter(ImageChops.difference(red, green),
+                                                   ImageChops.difference(green, blue)),
+                                ImageChops.difference(red, blue))  # max - min of the three channels
     if sum(spread.histogram()[COLOUR_SPREAD + 1:]) > COLOUR_SHARE * image.width * image.height:
         return image
     return image.convert("L")

@@ -32,7 +32,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -353,22 +353,23 @@ class KnowledgeBase:
         counting = threading.Lock()
 
         def read(request) -> tuple:
+            if self.closed:  # closed meanwhile (the app stopping, the knowledge base deleted): no more pages
+                raise RetrievalError("The knowledge base has been closed (the app is shutting down).")
             text = self.parser.ocr([request.image], name, layout=True)[0]
             if told is not None and len(requests) > 1:
                 with counting:
                     told((next(done), len(requests)))
             return text
 
-        lanes = min(getattr(self.parser, "lanes", 1), len(requests), len(os.sched_getaffinity(0)))
+        lanes = min(getattr(self.parser, "lanes", 1), len(requests), _cores())
         if lanes <= 1:
             return [read(request) for request in requests]
         with ThreadPoolExecutor(lanes, thread_name_prefix="kb-ocr") as pages:
             futures = [pages.submit(contextvars.copy_context().run, read, request) for request in requests]
-            try:
-                return [future.result() for future in futures]
-            finally:  # a page that failed fails the file: the pages not yet begun are not read
-                for future in futures:
-                    future.cancel()
+            futures_wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:  # a page that failed fails the file: the pages not yet begun are not read
+                future.cancel()
+            return [future.result() for future in futures]
 
     def _finish(self, read: IngestReport | _Read, stage: Callable[[str], None]) -> IngestReport:
         """Embed without the write lock; then store under it, checking again what another thread may have
@@ -732,6 +733,11 @@ def _held_bytes(got) -> int:
 def _source(path: Path, name: str | None) -> str:
     """What a file is known by: the name it was given (an upload's), else its absolute path."""
     return name or str(path.resolve())
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _silent(*stage) -> None:

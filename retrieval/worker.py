@@ -38,12 +38,13 @@ def _no_network(event: str, args: tuple) -> None:
 # way multiprocessing's spawn starts a process, it would import the parent's main script again, and a
 # script that builds the app when imported (``app.py``, a Space's entry point) was built again in each
 # worker, its models included, before the worker's memory ceiling was set (OCR then failed in it: bad_alloc).
-_BOOT = "import sys; sys.path.insert(0, sys.argv[3]); from retrieval.worker import _main; _main()"
+_BOOT = ("import sys; sys.argv[3] in sys.path or sys.path.insert(0, sys.argv[3]); "
+         "from retrieval.worker import _main; _main()")
 _ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds the ``retrieval`` package
 
 
 def _main() -> None:
-    """The worker process: ``python -c _BOOT FD MEMORY_BYTES ROOT``; it serves the connection on FD."""
+    """The worker process: ``python -P -c _BOOT FD MEMORY_BYTES ROOT``; it serves the connection on FD."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the parent's to handle
     _serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
 
@@ -151,9 +152,11 @@ class ParseWorker:
         self._kill()
         parent, child = socket.socketpair()
         try:
+            # -P: the folder it starts in is not searched first (a stray numpy/ there would shadow numpy);
+            # its own process group: a terminal's Ctrl-C is the app's to handle, even while the worker starts
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(child.fileno()), str(self.memory_bytes), _ROOT],
-                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+                [sys.executable, "-P", "-c", _BOOT, str(child.fileno()), str(self.memory_bytes), _ROOT],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
         except BaseException:
             parent.close()
             raise
@@ -189,6 +192,7 @@ class ParsePool:
         self._idle = list(reversed(self.workers))  # the last one handed back at the end
         self._queue: collections.deque = collections.deque()  # the requests waiting, in order
         self._turn = threading.Condition()
+        self._closed = False
 
     def parse(self, path: Path, options: ParseOptions = ParseOptions()) -> Parsed:
         return self._with_worker(lambda w: w.parse(path, options))
@@ -201,10 +205,12 @@ class ParsePool:
         with self._turn:
             self._queue.append(ticket)
             try:
-                self._turn.wait_for(lambda: self._idle and self._queue[0] is ticket)
+                self._turn.wait_for(lambda: self._closed or (self._idle and self._queue[0] is ticket))
             finally:
                 self._queue.remove(ticket)
                 self._turn.notify_all()  # the next in line may take another idle worker
+            if self._closed:  # the app is stopping: no worker is started again for what was still queued
+                raise RetrievalError("The parser has been closed (the app is shutting down).")
             worker = self._idle.pop()
         try:
             return call(worker)
@@ -214,6 +220,9 @@ class ParsePool:
                 self._turn.notify_all()
 
     def close(self) -> None:
+        with self._turn:
+            self._closed = True
+            self._turn.notify_all()
         for worker in self.workers:
             worker.close()
 

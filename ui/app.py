@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 import sys
 import threading
 import time
@@ -903,7 +904,11 @@ def launch(app: gr.Blocks, settings: Settings, **kwargs):
     # not after the server stopped (under ``python -m ui`` and on a Space the examples were refused and idle
     # visitors' workspaces were never deleted; tests launch without blocking and did not see it)
     blocks = not options.get("prevent_thread_lock") and not bool(getattr(sys, "ps1", sys.flags.interactive))
-    result = app.queue(default_concurrency_limit=1).launch(**{**options, "prevent_thread_lock": True})
+    # debug (or GRADIO_DEBUG=1) would make Gradio block here all the same, and a second block_thread below
+    # would then outlive the server's stop: debug only prints errors, which the logs have
+    os.environ.pop("GRADIO_DEBUG", None)
+    result = app.queue(default_concurrency_limit=1).launch(**{**options, "prevent_thread_lock": True,
+                                                              "debug": False})
     gate.public_files.update(public_files(app.config or {}, gradio_cache()))
     if settings.auth.mode == "anonymous":
         start_reaper(ui.workspaces, gate, settings.auth.idle_minutes * 60)

@@ -63,8 +63,11 @@ def test_citation_links_to_its_source_card_and_cards_show_thumbnails(page, app_u
     thumb.wait_for()
     page.wait_for_function("() => { const i = document.querySelector('#sources img.thumb');"
                            " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
-    page.locator("#sources details:has(img.thumb) summary").first.click()  # shows it larger
-    assert page.locator("#sources details[open] img.large").is_visible()
+    page.locator("#sources details:has(img.thumb) summary").first.click()  # shows it larger: its view, loaded
+    large = page.locator("#sources details[open] img.large")  # when the card opens (lazily, a picture apart)
+    large.wait_for(state="visible", timeout=10_000)
+    assert large.get_attribute("src").endswith(".view.jpg")
+    assert page.evaluate("document.querySelector('#sources details[open] img.large').naturalWidth") > 0
 
 
 def test_strict_mode_says_not_found(page, app_url, model):

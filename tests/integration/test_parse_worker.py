@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -99,8 +100,14 @@ def test_a_worker_that_dies_during_a_file_fails_that_file_only(note):
     try:
         worker.parse(note)
         dying = _pid(worker)
-        os.kill(dying, signal.SIGSTOP)  # the request is sent to a stopped worker, which is then killed
-        threading.Timer(0.5, os.kill, (dying, signal.SIGKILL)).start()
+        conn, send = worker._conn, worker._conn.send
+        os.kill(dying, signal.SIGSTOP)  # it cannot answer before it dies
+
+        def send_then_die(job):  # the worker dies once it has the file (as a parser crash would)
+            send(job)
+            os.kill(dying, signal.SIGKILL)
+
+        conn.send = send_then_die
         with pytest.raises(UnreadableFileError, match="note.md: the parser stopped on this file"):
             worker.parse(note)
         assert "committee approved" in worker.parse(note).passages[0].text
@@ -159,19 +166,25 @@ def test_a_pool_reads_a_scans_pages_side_by_side(tmp_path):
     from tests.helpers.fakes import HashingEmbedder
 
     class Counting(ParsePool):
+        """Counts the workers reading at once (not the threads waiting for one)."""
+
         def __init__(self):
             super().__init__(size=2, timeout=60)
             self.in_flight, self.most, self._count = 0, 0, threading.Lock()
+            for worker in self.workers:
+                worker.ocr = self._counted(worker.ocr)
 
-        def ocr(self, images, name, *, layout=False):
-            with self._count:
-                self.in_flight += 1
-                self.most = max(self.most, self.in_flight)
-            try:
-                return super().ocr(images, name, layout=layout)
-            finally:
+        def _counted(self, ocr):
+            def counted(images, name, *, layout=False):
                 with self._count:
-                    self.in_flight -= 1
+                    self.in_flight += 1
+                    self.most = max(self.most, self.in_flight)
+                try:
+                    return ocr(images, name, layout=layout)
+                finally:
+                    with self._count:
+                        self.in_flight -= 1
+            return counted
 
     pages = [text_image(f"Invoice {n} total {n * 7} EUR", size=(900, 1270)) for n in range(1, 5)]
     pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=100)
@@ -214,8 +227,6 @@ def test_a_query_waits_for_one_page_of_a_scan_not_for_the_scan():
     """The pool serves waiting requests in order: a thread reading a scan page after page hands its worker
     back and asks again at once, and took it again before a chat's request that had waited (it wakes later),
     so the chat waited for the whole scan."""
-    import time
-
     from retrieval.worker import ParsePool
 
     pool = ParsePool(size=1)  # the requests below never start a process: only the order is looked at
@@ -224,7 +235,10 @@ def test_a_query_waits_for_one_page_of_a_scan_not_for_the_scan():
 
     def page(n: int) -> None:
         reading.set()
-        time.sleep(0.05)
+        if n == 1:  # the chat's request is waiting before the first page ends
+            deadline = time.monotonic() + 30
+            while not pool._queue and time.monotonic() < deadline:
+                time.sleep(0.01)
         served.append(f"page {n}")
 
     def scan() -> None:
@@ -236,5 +250,63 @@ def test_a_query_waits_for_one_page_of_a_scan_not_for_the_scan():
     reading.wait()
     pool._with_worker(lambda worker: served.append("query"))
     reader.join()
-    assert served.index("query") <= 2, served
+    assert served.index("query") == 1, served
     assert [s for s in served if s != "query"] == [f"page {n}" for n in range(1, 13)]
+
+
+def test_a_closed_pool_starts_no_worker_for_what_was_queued():
+    """Closing the app's pool while a scan's pages wait for it: the waiting requests fail at once, and no
+    worker is started again for them (each could hold 4 GiB, and the app would wait for the whole scan)."""
+    from retrieval.errors import RetrievalError
+    from retrieval.worker import ParsePool
+
+    pool = ParsePool(size=1)
+    busy, release = threading.Event(), threading.Event()
+    failures: list[str] = []
+
+    def hold() -> None:
+        pool._with_worker(lambda worker: (busy.set(), release.wait(30)))
+
+    def queued() -> None:
+        try:
+            pool._with_worker(lambda worker: failures.append("served after close"))
+        except RetrievalError as exc:
+            failures.append(str(exc))
+
+    holder, waiter = threading.Thread(target=hold), threading.Thread(target=queued)
+    holder.start()
+    busy.wait(30)
+    waiter.start()
+    deadline = time.monotonic() + 30
+    while not pool._queue and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.close()
+    waiter.join(30)
+    release.set()
+    holder.join(30)
+    assert failures == ["The parser has been closed (the app is shutting down)."]
+    assert all(worker._process is None for worker in pool.workers)
+
+
+def test_a_knowledge_base_closed_during_a_scan_reads_no_more_pages(tmp_path):
+    from retrieval.store import KnowledgeBase
+    from tests.helpers.documents import text_image
+    from tests.helpers.fakes import HashingEmbedder
+
+    pages = [text_image(f"Ward {n} summary", size=(900, 1270)) for n in range(1, 5)]
+    pages[0].save(tmp_path / "scan.pdf", save_all=True, append_images=pages[1:], resolution=100)
+    holder: dict = {}
+
+    class ClosingAfterOnePage(_Recording):
+        def ocr(self, images, name, *, layout=False):
+            read = super().ocr(images, name, layout=layout)
+            closing = threading.Thread(target=holder["kb"].close)  # as the app would, from another thread
+            closing.start()
+            closing.join(30)
+            return read
+
+    parser = ClosingAfterOnePage(timeout=60)
+    kb = holder["kb"] = KnowledgeBase.open(tmp_path / "data", HashingEmbedder(), parser=parser)
+    report = kb.ingest(tmp_path / "scan.pdf")
+    assert report.status == "failed" and "closed" in report.error, report
+    assert parser.ocr_sizes == [1] and parser._process is None
